@@ -1,0 +1,229 @@
+"""Run untrusted programs: a pool of warm, isolated workers behind `Sandbox.submit(job)`.
+
+Each worker is one Python interpreter (`benchkit/sandbox_worker.py`) started once,
+inside bubblewrap where the machine allows it: its own user, PID, network, IPC
+and UTS namespaces, a read-only view of only the system and Python directories,
+a private size-capped /tmp. The worker forks a fresh child per program, so a
+program costs a fork, not an interpreter start. Where namespaces are not
+available the workers run as plain processes under rlimits, with a warning, and
+`Sandbox.isolation` says so; every run records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchkit.errors import SandboxError
+
+WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+ISOLATION_BWRAP = "bwrap (user, pid, net, ipc, uts namespaces; read-only minimal filesystem; private /tmp)"
+ISOLATION_PROCESS = "process (rlimits and process-tree kill only; no namespaces)"
+SCRATCH_MB = 256
+EXTRA_PROCESSES = 256
+BACKSTOP_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One program to run. The program reports a pass only by returning normally."""
+
+    source: str
+    timeout: float = 3.0
+    memory_mb: int = 2048
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # passed | failed | timeout | memory | crashed
+    error_type: str | None
+    message: str
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+class Sandbox:
+    """A pool of warm sandboxed workers; `submit` returns a Future[Outcome]."""
+
+    def __init__(self, workers: int | None = None, isolation: str = "auto"):
+        self.isolation, self._command = _choose_isolation(isolation)
+        self._nproc = _processes_of_this_user() + EXTRA_PROCESSES
+        self._queue: queue.Queue = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"sandbox-{i}", daemon=True)
+            for i in range(workers or os.cpu_count() or 1)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Job) -> Future:
+        future: Future = Future()
+        self._queue.put((job, future))
+        return future
+
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Run jobs on every worker at once; outcomes in the order of `jobs`."""
+        return [f.result() for f in [self.submit(job) for job in jobs]]
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _serve(self) -> None:
+        worker = _Worker(self._command)
+        try:
+            while (item := self._queue.get()) is not None:
+                job, future = item
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(worker.run(job, self._nproc))
+                    except BaseException as exc:  # keep the pool alive; the caller sees the error
+                        future.set_exception(exc)
+        finally:
+            worker.stop()
+
+
+class _Worker:
+    """One warm worker process, restarted whenever a program manages to kill it."""
+
+    def __init__(self, command: list[str]):
+        self._command = command
+        self._proc: subprocess.Popen | None = None
+        self._next_id = 0
+
+    def run(self, job: Job, nproc: int) -> Outcome:
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        self._next_id += 1
+        request = {**asdict(job), "id": self._next_id, "nproc": nproc}
+        try:
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            reply = self._read_reply(job.timeout + BACKSTOP_SECONDS)
+        except (BrokenPipeError, OSError):
+            reply = None
+        if reply is None or reply.get("id") != self._next_id:
+            self.stop()
+            return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
+        return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"])
+
+    def _read_reply(self, deadline: float) -> dict | None:
+        ready, _, _ = select.select([self._proc.stdout], [], [], deadline)
+        line = self._proc.stdout.readline() if ready else ""
+        return json.loads(line) if line else None
+
+    def _start(self) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                self._command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start sandbox worker: {exc}", where=self._command[0]) from None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+            self._proc = None
+
+
+def _die_with_parent() -> None:
+    """In the worker before exec: SIGKILL it if benchkit dies (kill -9 included)."""
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _choose_isolation(requested: str) -> tuple[str, list[str]]:
+    if requested not in ("auto", "bwrap", "process"):
+        raise SandboxError(f"unknown isolation {requested!r}; expected auto, bwrap or process")
+    python = os.path.realpath(sys.executable)
+    if requested in ("auto", "bwrap"):
+        command = _bwrap_command(python)
+        problem = _probe(command)
+        if problem is None:
+            return ISOLATION_BWRAP, command
+        if requested == "bwrap":
+            raise SandboxError(f"bubblewrap sandbox unavailable: {problem}")
+        warnings.warn(
+            f"benchkit: bubblewrap sandbox unavailable ({problem}); generated code runs as plain "
+            "processes under rlimits only. Install bubblewrap (Debian: apt-get install bubblewrap) "
+            "and allow unprivileged user namespaces for full isolation.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return ISOLATION_PROCESS, [python, "-I", str(WORKER_SCRIPT)]
+
+
+def _bwrap_command(python: str) -> list[str]:
+    bwrap = shutil.which("bwrap") or "bwrap"
+    args = [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+    for path in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime"):
+        args += ["--ro-bind-try", path, path]
+    prefix = os.path.realpath(sys.base_prefix)
+    if not prefix.startswith("/usr"):
+        args += ["--ro-bind", prefix, prefix]
+    args += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py", "--chdir", "/tmp"]
+    return args + [python, "-I", "/sandbox/worker.py"]
+
+
+def _probe(command: list[str]) -> str | None:
+    """Why this bwrap command cannot run here, or None when it can."""
+    if shutil.which(command[0]) is None:
+        return "bwrap is not installed"
+    probe = command[:-1] + ["-c", "pass"]  # the same sandbox, running an empty program
+    try:
+        result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if result.returncode == 0 else (result.stderr.strip() or f"exit {result.returncode}")
+
+
+def _processes_of_this_user() -> int:
+    uid = os.getuid()
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                count += os.stat(f"/proc/{name}").st_uid == uid
+    return count
