@@ -40,3 +40,7 @@ class StoreError(BenchkitError):
 
 class SandboxError(BenchkitError):
     """The sandbox itself failed (not the program it ran)."""
+
+
+class GenerationError(BenchkitError):
+    """One prompt could not be generated (too long for the context, for example): a failed row."""

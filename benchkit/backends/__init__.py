@@ -1,0 +1,22 @@
+"""Generation backends by name; each is one module behind `base.Backend.generate()`."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from benchkit.errors import ConfigError
+
+BACKENDS = {
+    "llama_cpp": "benchkit.backends.llama_cpp:LlamaCppBackend",
+}
+
+
+def open_backend(name: str, config, model_path):
+    """Load the backend registered as `name` for this run; close it with `.close()`."""
+    try:
+        module, cls = BACKENDS[name].split(":")
+    except KeyError:
+        raise ConfigError(
+            f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}", where="backend"
+        ) from None
+    return getattr(import_module(module), cls)(config, model_path)
