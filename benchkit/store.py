@@ -51,7 +51,7 @@ class ResultsStore:
                     break
             else:
                 runs.append(run)
-            _atomic_write(self.file, json.dumps(data, indent=2) + "\n")
+            atomic_write(self.file, json.dumps(data, indent=2) + "\n")
 
     def _read(self) -> dict:
         try:
@@ -139,7 +139,7 @@ def _drop_torn_tail(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:

@@ -1,0 +1,136 @@
+"""`benchkit` command line: run, grade, runs."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from benchkit.errors import BenchkitError
+
+# flag -> RunConfig field; every flag defaults to "not given" so YAML values are not overridden
+RUN_FLAGS = {
+    "--model": ("model", str, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)"),
+    "--benchmark": ("benchmark", str, "human_eval"),
+    "--backend": ("backend", str, "generation backend (llama_cpp)"),
+    "--gpu-layers": ("gpu_layers", int, "layers offloaded to the GPU; -1 = all"),
+    "--ctx": ("n_ctx", int, "context size in tokens"),
+    "--threads": ("n_threads", int, "CPU threads for generation (default: all cores)"),
+    "--prompt-style": ("prompt_style", str, "completion (base models) or chat (instruct models)"),
+    "--num-samples": ("num_samples", int, "samples per problem, for pass@k"),
+    "--limit": ("limit", int, "only the first N problems"),
+    "--temperature": ("temperature", float, "0 = greedy"),
+    "--top-p": ("top_p", float, None),
+    "--top-k": ("top_k", int, "0 = off"),
+    "--min-p": ("min_p", float, None),
+    "--repeat-penalty": ("repeat_penalty", float, None),
+    "--max-tokens": ("max_tokens", int, None),
+    "--seed": ("seed", int, "sample i uses seed + i"),
+    "--timeout": ("timeout", float, "seconds per program"),
+    "--memory-mb": ("memory_mb", int, "memory limit per program"),
+    "--workers": ("grade_workers", int, "sandbox workers (default: all cores)"),
+    "--results-dir": ("results_dir", str, "where benchmark_results.json lives"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args) or 0
+    except BenchkitError as exc:
+        print(f"benchkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("benchkit: interrupted; finished samples are stored, continue with --resume",
+              file=sys.stderr)
+        return 130
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: marked interrupted, resumable
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchkit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a benchmark on a model")
+    run.add_argument("--params", help="papermill parameters YAML to start from")
+    for flag, (dest, kind, help_text) in RUN_FLAGS.items():
+        run.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
+    run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
+                     help="continue the latest unfinished run with these settings, or RUN_ID")
+    run.add_argument("--notebook", action="store_true",
+                     help="run through the benchmark's notebook; the executed copy is the report")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    grade = commands.add_parser("grade", help="grade a samples file made elsewhere")
+    grade.add_argument("--benchmark", default="human_eval")
+    grade.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"}')
+    grade.add_argument("--timeout", type=float, default=3.0)
+    grade.add_argument("--memory-mb", type=int, default=2048)
+    grade.add_argument("--workers", type=int, default=None)
+    grade.add_argument("--quiet", action="store_true")
+    grade.set_defaults(func=_grade)
+
+    runs = commands.add_parser("runs", help="list stored runs")
+    runs.add_argument("--results-dir", default="results")
+    runs.set_defaults(func=_runs)
+    return parser
+
+
+def _run_config(args):
+    from benchkit.config import load_parameters, validate_config
+
+    values = load_parameters(args.params).model_dump(exclude_unset=True) if args.params else {}
+    values.update({dest: getattr(args, dest) for dest, _, _ in RUN_FLAGS.values() if hasattr(args, dest)})
+    return validate_config(values, "command line" + (f" and {args.params}" if args.params else ""))
+
+
+def _run(args) -> int:
+    config = _run_config(args)
+    if args.notebook:
+        from benchkit.notebook import execute
+
+        report = execute(config, resume=args.resume)
+        print(f"report: {report}")
+        return 0
+    from benchkit.runner import run
+
+    record = run(config, resume=args.resume, progress=not args.quiet)
+    print(_summary(record))
+    return 0
+
+
+def _summary(record: dict) -> str:
+    res = record["results"]
+    ks = "  ".join(f"{k} {v:.2f}%" for k, v in res["pass_at_k"].items())
+    return (f"{record['run_id']}  {record['benchmark']}  {record['model']}  "
+            f"{res['total_passed']}/{res['total_problems']} problems  {ks}  "
+            f"{res['time_taken']:.1f}s  [{record['status']}]")
+
+
+def _grade(args) -> int:
+    from benchkit.benchmarks import get_benchmark
+    from benchkit.grading import grade_file
+
+    out, pass_k = grade_file(args.samples, get_benchmark(args.benchmark), args.timeout,
+                             args.memory_mb, args.workers, progress=not args.quiet)
+    print(f"results: {out}")
+    print("  ".join(f"{k}: {v:.2f}%" for k, v in pass_k.items()))
+    return 0
+
+
+def _runs(args) -> int:
+    from benchkit.analysis import runs_table
+
+    table = runs_table(args.results_dir)
+    print(table.to_string(index=False) if len(table) else "no runs stored yet")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

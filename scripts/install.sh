@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up benchkit in ./.venv on a fresh machine (Python >= 3.10, pip, a C/C++ compiler, cmake).
+#   CMAKE_ARGS  llama.cpp build flags. Default "-DGGML_NATIVE=OFF": a portable AVX2 build
+#               (a -march=native build crashes on CPUs whose AMX faults in VMs).
+#               NVIDIA GPU: CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF".
+#   PYTHON      the interpreter for the venv (default python3).
+# llama-cpp-python is built once per (version, CMAKE_ARGS) into ~/.cache/benchkit/wheels;
+# pip's own wheel cache is bypassed because it ignores CMAKE_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LLAMA_CPP_PYTHON_VERSION=0.3.36
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap (the sandbox for generated code)"
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "warning: bubblewrap (bwrap) is not installed; generated code will run without namespaces." >&2
+    echo "         Debian/Ubuntu: sudo apt-get install bubblewrap" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+
+key=$(printf '%s' "$CMAKE_ARGS" | sha256sum | cut -c1-12)
+wheels="${BENCHKIT_CACHE:-$HOME/.cache/benchkit}/wheels/llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION-$key"
+if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION with CMAKE_ARGS='$CMAKE_ARGS' (3-6 minutes, once)"
+  .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir -w "$wheels.tmp" \
+    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  mv "$wheels.tmp" "$wheels"
+fi
+.venv/bin/python -m pip install -q "$wheels"/llama_cpp_python-*.whl
+.venv/bin/python -m pip install -q -e ".[dev]"
+mkdir -p results/reports
+echo "benchkit installed in .venv ($(.venv/bin/benchkit --help >/dev/null && echo ok))"
