@@ -1,0 +1,56 @@
+import pytest
+
+from benchkit.config import RunConfig, load_parameters
+from benchkit.errors import ConfigError
+
+REPO_PARAMS = ["parameters/human_eval-gemma3-270m.yaml", "parameters/human_eval-smoke.yaml"]
+
+
+@pytest.mark.parametrize("name", REPO_PARAMS)
+def test_shipped_parameters_are_valid(name):
+    from tests.conftest import REPO
+
+    assert load_parameters(REPO / name).benchmark == "human_eval"
+
+
+def test_wrong_type_names_file_key_and_type(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("benchmark: human_eval\ntemperature: hot\n")
+    with pytest.raises(ConfigError) as exc:
+        load_parameters(path)
+    message = str(exc.value)
+    assert str(path) in message and "'temperature'" in message and "valid number" in message
+
+
+def test_unknown_key_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("temprature: 0.2\n")
+    with pytest.raises(ConfigError, match="unknown key 'temprature'"):
+        load_parameters(path)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("benchmark: human_eval\nlimit: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+        load_parameters(path)
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_parameters(path)
+
+
+def test_out_of_range_value():
+    with pytest.raises(Exception):
+        RunConfig(top_p=0)
+
+
+def test_each_sample_gets_its_own_seed():
+    config = RunConfig(seed=10, temperature=0.7, min_p=0.05)
+    first, second = config.sampling(0, ["\ndef "]), config.sampling(1, ["\ndef "])
+    assert (first.seed, second.seed) == (10, 11)
+    assert first.min_p == 0.05 and first.stop == ["\ndef "]
+    assert RunConfig(stop=["X"]).sampling(0, ["\ndef "]).stop == ["X"]

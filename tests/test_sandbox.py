@@ -1,0 +1,104 @@
+"""The sandbox runs real programs in real (bubblewrap) workers; no mocks."""
+
+import os
+import textwrap
+import time
+
+import pytest
+
+from benchkit.sandbox import ISOLATION_PROCESS, Job, Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(workers=2) as box:
+        yield box
+
+
+def run(sandbox, source, **limits):
+    return sandbox.submit(Job(textwrap.dedent(source), **limits)).result()
+
+
+def test_pass_and_fail(sandbox):
+    assert run(sandbox, "def f(): return 1\nassert f() == 1").status == "passed"
+    failed = run(sandbox, "assert 1 == 2, 'nope'")
+    assert (failed.status, failed.error_type, failed.message) == ("failed", "AssertionError", "failed: nope")
+
+
+@pytest.mark.parametrize("trick", [
+    "import sys\nsys.exit(0)",
+    "raise SystemExit(0)",
+    "import os\nos._exit(0)",
+    "import atexit, os\natexit.register(lambda: os._exit(0))\nassert False",
+    "import sys\nsys.excepthook = lambda *a: None\nassert False",
+    "import threading, os\nthreading.Thread(target=lambda: os._exit(0)).start()\nimport time\ntime.sleep(1)\nassert False",
+    "print('passed')\nassert False",
+    "import sys\nsys.stdout = None\nsys.stderr = None\nassert False",
+    "import os\nfor fd in range(3, 1400):\n    try:\n        os.write(fd, b'{\"status\": \"passed\"}\\n')\n    except OSError:\n        pass\nassert False",
+])
+def test_no_false_pass(sandbox, trick):
+    assert run(sandbox, trick, timeout=3).status != "passed"
+
+
+def test_system_exit_inside_function_under_test(sandbox):
+    source = """
+    def candidate(x):
+        raise SystemExit(0)
+    def check(f):
+        assert f(1) == 2
+    check(candidate)
+    """
+    outcome = run(sandbox, source)
+    assert outcome.status == "failed" and outcome.error_type == "SystemExit"
+
+
+def test_time_limit(sandbox):
+    started = time.monotonic()
+    outcome = run(sandbox, "while True:\n    pass", timeout=1)
+    assert outcome.status == "timeout"
+    assert time.monotonic() - started < 5
+
+
+def test_memory_limit(sandbox):
+    outcome = run(sandbox, "x = bytearray(3 * 1024**3)", memory_mb=512)
+    assert outcome.status == "memory"
+
+
+def test_memory_below_the_limit_is_fine(sandbox):
+    assert run(sandbox, "x = bytearray(100 * 1024**2)\nassert len(x) > 0", memory_mb=512).passed
+
+
+def test_program_killing_its_worker_does_not_stop_the_grader(sandbox):
+    killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(2)"
+    assert run(sandbox, killer).status == "crashed"
+    outcomes = sandbox.run([Job("assert True")] * 20)
+    assert all(o.passed for o in outcomes)
+
+
+def test_detached_children_are_killed():
+    marker = "/tmp/left-behind"
+    source = f"""
+    import posix, time
+    if posix.fork() == 0:
+        posix.setsid()
+        time.sleep(1.5)
+        open({marker!r}, "w").write("alive")
+        posix._exit(0)
+    """
+    with Sandbox(workers=1) as single:  # one worker: both jobs see the same sandbox /tmp
+        assert run(single, source).passed
+        time.sleep(2)
+        assert run(single, f"import os\nassert not os.path.exists({marker!r})").passed
+
+
+def test_outcomes_keep_job_order(sandbox):
+    jobs = [Job(f"assert {i} % 3 != 0") for i in range(60)]
+    assert [o.passed for o in sandbox.run(jobs)] == [i % 3 != 0 for i in range(60)]
+
+
+def test_process_fallback_still_grades():
+    with Sandbox(workers=1, isolation="process") as box:
+        assert box.isolation == ISOLATION_PROCESS
+        assert box.submit(Job("assert True")).result().passed
+        assert box.submit(Job("assert False")).result().status == "failed"
+        assert box.submit(Job("while True: pass", timeout=0.5)).result().status == "timeout"
