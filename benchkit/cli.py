@@ -32,6 +32,14 @@ RUN_FLAGS = {
     "--workers": ("grade_workers", int, "sandbox workers (default: all cores)"),
     "--results-dir": ("results_dir", str, "where benchmark_results.json lives"),
 }
+# LiveCodeBench data and filters, for `run` and `grade`
+DATA_FLAGS = {
+    "--start-date": ("start_date", str, "only problems from this contest date on (YYYY-MM-DD)"),
+    "--end-date": ("end_date", str, "only problems up to this contest date (YYYY-MM-DD)"),
+    "--release": ("release", str, "official release window v1 … v6 (release_vN: test.jsonl … testN.jsonl)"),
+    "--platform": ("platform", str, "atcoder, leetcode or codeforces"),
+    "--difficulty": ("difficulty", str, "easy, medium or hard"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="papermill parameters YAML to start from")
     for flag, (dest, kind, help_text) in RUN_FLAGS.items():
         run.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
+    _add_data_flags(run)
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
                      help="continue the latest unfinished run with these settings, or RUN_ID")
     run.add_argument("--notebook", action="store_true",
@@ -68,11 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     grade = commands.add_parser("grade", help="grade a samples file made elsewhere")
-    grade.add_argument("--benchmark", default="human_eval")
     grade.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"}')
-    grade.add_argument("--timeout", type=float, default=3.0)
-    grade.add_argument("--memory-mb", type=int, default=2048)
-    grade.add_argument("--workers", type=int, default=None)
+    for flag in ("--benchmark", "--timeout", "--memory-mb", "--workers"):
+        dest, kind, help_text = RUN_FLAGS[flag]
+        grade.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
+    _add_data_flags(grade)
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
@@ -88,12 +97,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_data_flags(parser) -> None:
+    parser.add_argument("--problems-file", dest="problems_file", nargs="+", default=argparse.SUPPRESS,
+                        help="LiveCodeBench: the official test*.jsonl files, or their directory")
+    for flag, (dest, kind, help_text) in DATA_FLAGS.items():
+        parser.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
+    parser.add_argument("--lcb-corrected", dest="lcb_corrected", action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="LiveCodeBench: fix the official grader's known false negatives")
+
+
 def _run_config(args):
     from benchkit.config import load_parameters, validate_config
 
-    values = load_parameters(args.params).model_dump(exclude_unset=True) if args.params else {}
-    values.update({dest: getattr(args, dest) for dest, _, _ in RUN_FLAGS.values() if hasattr(args, dest)})
-    return validate_config(values, "command line" + (f" and {args.params}" if args.params else ""))
+    params = getattr(args, "params", None)
+    values = load_parameters(params).model_dump(exclude_unset=True) if params else {}
+    dests = [d for d, _, _ in [*RUN_FLAGS.values(), *DATA_FLAGS.values()]]
+    values.update({d: getattr(args, d) for d in [*dests, "problems_file", "lcb_corrected"]
+                   if hasattr(args, d)})
+    return validate_config(values, "command line" + (f" and {params}" if params else ""))
 
 
 def _run(args) -> int:
@@ -120,11 +142,12 @@ def _summary(record: dict) -> str:
 
 
 def _grade(args) -> int:
-    from benchkit.benchmarks import get_benchmark
+    from benchkit.benchmarks import get_benchmark, time_limit
     from benchkit.grading import grade_file
 
-    out, pass_k = grade_file(args.samples, get_benchmark(args.benchmark), args.timeout,
-                             args.memory_mb, args.workers, progress=not args.quiet)
+    config = _run_config(args)
+    out, pass_k = grade_file(args.samples, get_benchmark(config.benchmark, config), time_limit(config),
+                             config.memory_mb, config.grade_workers, progress=not args.quiet)
     print(f"results: {out}")
     print("  ".join(f"{k}: {v:.2f}%" for k, v in pass_k.items()))
     return 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from datetime import date
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchkit.errors import ConfigError
 
@@ -49,10 +50,26 @@ class RunConfig(BaseModel):
     max_tokens: int = Field(512, ge=1)
     seed: int = 1234
     stop: list[str] | None = Field(None, description="None = the benchmark's stop sequences")
-    timeout: float = Field(3.0, gt=0.0, description="seconds per program")
+    timeout: float | None = Field(None, gt=0.0, description="seconds per program (LiveCodeBench: "
+                                  "per test); None = the benchmark's own (3 s HumanEval, 6 s LCB)")
     memory_mb: int = Field(2048, ge=64, description="address-space limit per program")
     grade_workers: int | None = Field(None, ge=1)
     results_dir: Path = Path("results")
+    # LiveCodeBench data and filters
+    problems_file: list[Path] | None = Field(None, description="official test*.jsonl files or their directory")
+    start_date: date | None = None
+    end_date: date | None = None
+    release: Literal["v1", "v2", "v3", "v4", "v5", "v6",
+                     "release_v1", "release_v2", "release_v3", "release_v4", "release_v5",
+                     "release_v6"] | None = None
+    platform: Literal["atcoder", "leetcode", "codeforces"] | None = None
+    difficulty: Literal["easy", "medium", "hard"] | None = None
+    lcb_corrected: bool = Field(False, description="fix the official grader's known false negatives")
+
+    @field_validator("problems_file", mode="before")
+    @classmethod
+    def _one_or_more(cls, value):
+        return [value] if isinstance(value, (str, Path)) else value
 
     def sampling(self, sample_index: int, default_stop: list[str]) -> Sampling:
         """The sampling settings of one sample; each sample gets its own reproducible seed."""

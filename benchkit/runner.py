@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchkit import grading, scoring
 from benchkit.backends import open_backend
-from benchkit.benchmarks import get_benchmark
+from benchkit.benchmarks import get_benchmark, time_limit
 from benchkit.config import RunConfig
 from benchkit.environment import describe_machine
 from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
@@ -38,7 +38,7 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
     model_info = inspect_model(config.model or embedded_model_path())
-    benchmark = get_benchmark(config.benchmark)
+    benchmark = get_benchmark(config.benchmark, config)
     if config.prompt_style == "chat" and not model_info.has_chat_template:
         raise ConfigError(
             f"{model_info.path} has no chat template (a base model?); use prompt_style completion",
@@ -82,8 +82,10 @@ class _Execution:
 
     def _selfcheck(self, sandbox) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
-        check = selfcheck(sandbox, self.config.timeout, self.config.memory_mb)
+        check = selfcheck(sandbox, time_limit(self.config), self.config.memory_mb)
         self.record["config"]["isolation"] = sandbox.isolation
+        self.record["config"]["time_limit_s"] = time_limit(self.config)
+        self.record["config"]["data"] = self.benchmark.describe()
         self.record["config"]["selfcheck"] = check.as_config()
         if not check.ok:
             raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
@@ -121,7 +123,7 @@ class _Execution:
             return grading.submit(sandbox, None)  # an already finished future
         completion = self.benchmark.completion(problem, gen.text, style)
         job = None if completion is None else self.benchmark.job(
-            problem, completion, self.config.timeout, self.config.memory_mb)
+            problem, completion, time_limit(self.config), self.config.memory_mb)
         row.update(output=gen.text, completion=completion, program=job and job.source,
                    tokens=gen.tokens, gen_seconds=round(gen.seconds, 4),
                    finish_reason=gen.finish_reason)
@@ -214,20 +216,27 @@ def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
         wanted = _identity(config)
         candidates = [r for r in store.runs()
                       if r.get("status") in ("running", "interrupted", "failed")
-                      and _identity_of_record(r) == wanted]
+                      and not _still_running(r) and _identity_of_record(r) == wanted]
         if not candidates:
             raise StoreError(
                 "no unfinished run with these settings to resume; run without --resume, or give a "
                 "run_id (see `benchkit runs`)", where=str(store.file))
         record = candidates[-1]
-    if record.get("status") == "running" and _alive(record["config"].get("pid"), record["config"].get("host")):
+    if _still_running(record):
         raise StoreError(f"run {record['run_id']} is still running (pid {record['config']['pid']})")
     return record
 
 
+def _still_running(record: dict) -> bool:
+    config = record.get("config") or {}
+    return record.get("status") == "running" and _alive(config.get("pid"), config.get("host"))
+
+
 def _identity(config: RunConfig) -> dict:
+    """What decides the generated text: every setting, and which model file."""
     identity = config.identity()
-    identity.pop("model")
+    identity["timeout"] = time_limit(config)
+    identity["model"] = str(Path(config.model or embedded_model_path()).expanduser().resolve())
     return identity
 
 

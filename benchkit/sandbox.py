@@ -43,19 +43,30 @@ LONG_RUNNING_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Job:
-    """One program to run. The program reports a pass only by returning normally."""
+    """One program to run.
+
+    mode "exec" (HumanEval): the program holds its own tests and passes by returning normally.
+    mode "stdio" / "call" (LiveCodeBench): `tests` are {"input", "output"} pairs; the program
+    sees only the inputs (on stdin, or as arguments of `fn_name`), one test at a time, and
+    the worker compares what it produced; `timeout` is then per test.
+    """
 
     source: str
     timeout: float = 3.0
     memory_mb: int = 2048
+    mode: str = "exec"
+    tests: tuple = ()
+    fn_name: str | None = None
+    corrected: bool = False
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # passed | failed | timeout | memory | crashed
+    status: str  # passed | failed | timeout | memory | disk | processes | output | crashed
     error_type: str | None
     message: str
     seconds: float
+    failed_test: int | None = None  # LiveCodeBench: index of the first failing test
 
     @property
     def passed(self) -> bool:
@@ -153,13 +164,15 @@ class _Worker:
             reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
             if reply is None and self._proc.poll() is None:
                 on_long_running()
-                reply = self._read_reply(job.timeout + BACKSTOP_SECONDS)
+                budget = job.timeout * max(1, len(job.tests)) + BACKSTOP_SECONDS
+                reply = self._read_reply(budget)
         except (BrokenPipeError, OSError):
             reply = None
         if reply is None or reply.get("id") != self._next_id:
             self.stop()
             return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
-        return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"])
+        return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"],
+                       reply.get("failed_test"))
 
     def _read_reply(self, deadline: float) -> dict | None:
         ready, _, _ = select.select([self._proc.stdout], [], [], deadline)
@@ -239,7 +252,7 @@ def _remove_cgroup(cgroup: Path) -> None:
 def _choose_isolation(requested: str) -> tuple[str, list[str]]:
     if requested not in ("auto", "bwrap", "process"):
         raise SandboxError(f"unknown isolation {requested!r}; expected auto, bwrap or process")
-    python = os.path.realpath(sys.executable)
+    python = sys.executable  # the venv's interpreter: programs see the packages the harnesses saw
     if requested in ("auto", "bwrap"):
         command = _bwrap_command(python)
         problem = _probe(command)
@@ -266,9 +279,9 @@ def _bwrap_command(python: str) -> list[str]:
             "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
     for path in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
-    prefix = os.path.realpath(sys.base_prefix)
-    if not prefix.startswith("/usr"):
-        args += ["--ro-bind", prefix, prefix]
+    for prefix in {os.path.realpath(sys.base_prefix), sys.prefix}:  # Python, and the venv's packages
+        if not prefix.startswith("/usr"):
+            args += ["--ro-bind", prefix, prefix]
     args += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py", "--chdir", "/tmp"]
     return args + [python, "-I", "/sandbox/worker.py", "--private-tmp"]
 

@@ -8,15 +8,25 @@ from benchkit.errors import ConfigError
 
 BENCHMARKS = {
     "human_eval": "benchkit.benchmarks.human_eval:HumanEval",
+    "lcb": "benchkit.benchmarks.lcb:LiveCodeBench",
 }
 
 
-def get_benchmark(name: str, **options):
-    """Instantiate the benchmark registered as `name`."""
+def benchmark_class(name: str):
     try:
         module, cls = BENCHMARKS[name].split(":")
     except KeyError:
         raise ConfigError(
             f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}", where="benchmark"
         ) from None
-    return getattr(import_module(module), cls)(**options)
+    return getattr(import_module(module), cls)
+
+
+def get_benchmark(name: str, config=None):
+    """The benchmark registered as `name`, set up from a RunConfig (data files, filters)."""
+    return benchmark_class(name)(config)
+
+
+def time_limit(config) -> float:
+    """Seconds per program (per test for LiveCodeBench): the config's, or the benchmark's own."""
+    return config.timeout or benchmark_class(config.benchmark).default_timeout

