@@ -36,5 +36,8 @@ if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 .venv/bin/python -m pip install -q "$wheels"/llama_cpp_python-*.whl
 .venv/bin/python -m pip install -q -e ".[dev]"
+# the official LiveCodeBench grader, a reference for tests and bench/ only (its testing_util
+# needs nothing beyond numpy; its ~40 dependencies are for dataset downloads we never do)
+.venv/bin/python -m pip install -q --no-deps "nvidia-livecodebench==26.3"
 mkdir -p results/reports
 echo "benchkit installed in .venv ($(.venv/bin/benchkit --help >/dev/null && echo ok))"

@@ -3,14 +3,15 @@ import pytest
 from benchkit.config import RunConfig, load_parameters
 from benchkit.errors import ConfigError
 
-REPO_PARAMS = ["parameters/human_eval-gemma3-270m.yaml", "parameters/human_eval-smoke.yaml"]
+REPO_PARAMS = ["parameters/human_eval-gemma3-270m.yaml", "parameters/human_eval-smoke.yaml",
+               "parameters/lcb-gemma3-270m.yaml"]
 
 
 @pytest.mark.parametrize("name", REPO_PARAMS)
 def test_shipped_parameters_are_valid(name):
     from tests.conftest import REPO
 
-    assert load_parameters(REPO / name).benchmark == "human_eval"
+    assert load_parameters(REPO / name).benchmark == name.split("/")[1].split("-")[0]
 
 
 def test_wrong_type_names_file_key_and_type(tmp_path):
