@@ -149,3 +149,31 @@ def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems
     theirs = [official_verdict(problems[r["question_id"]], r["code"]) for r in rows]
     differ = [(o["task_id"], o["result"]) for o, t in zip(ours, theirs) if o["passed"] != t]
     assert differ == []
+
+
+@pytest.mark.slow
+def test_real_run_of_the_embedded_model_on_a_date_window(tmp_path):
+    from benchkit.runner import run
+    from benchkit.store import ResultsStore
+
+    config = RunConfig(benchmark="lcb", problems_file=PROBLEMS, start_date="2025-03-01", limit=3,
+                       max_tokens=64, results_dir=tmp_path)
+    record = run(config, progress=False)
+    res, cfg = record["results"], record["config"]
+    assert record["status"] == "complete" and res["total_problems"] == 3
+    assert cfg["time_limit_s"] == 6.0 and cfg["start_date"] == "2025-03-01"
+    assert cfg["data"]["public_tests_only"] is True and str(PROBLEMS) in cfg["data"]["problems_sha256"]
+    assert set(res["difficulty_scores"]) <= {"easy", "medium", "hard"}
+    samples = ResultsStore(tmp_path).samples(record["run_id"])
+    assert len(samples) == 3 and all(s["prompt"].startswith("### Question:") for s in samples)
+    assert len(set(res["failed_tasks"])) == len(res["failed_tasks"]) <= 3
+
+
+def test_scores_are_per_problem_not_per_test(tmp_path, problems):
+    """The seed's origin counted test cases (441 for 167 problems); a problem is one unit here."""
+    qid = next(q for q, p in problems.items() if len(p.data["tests"]) >= 3)
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"task_id": qid, "completion": "print(0)"}) + "\n")
+    out, pass_k = grade_file(path, lcb(), 6.0, 2048, progress=False)
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["passed"] is False and pass_k == {"pass@1": 0.0}
