@@ -684,6 +684,9 @@ class _OutputLimit(Exception):
 
 
 class _CappedOutput(io.StringIO):
+    def close(self):  # as LiveCodeBench's Capturing: a program closing stdout changes nothing
+        pass
+
     def write(self, text):
         if self.tell() + len(text) > TEST_OUTPUT_LIMIT:
             raise _OutputLimit("more than %d bytes of output" % TEST_OUTPUT_LIMIT)
@@ -691,24 +694,30 @@ class _CappedOutput(io.StringIO):
 
 
 def _call_with_stdin(method, test_input):
-    """LiveCodeBench's `call_method`: stdin, its readline/readlines/read and open() all serve
-    the test input; sys.stdout is captured; SystemExit ends the program quietly."""
+    """LiveCodeBench's `call_method`, decorators and all: they start bottom-up, so read,
+    readlines and readline are patched on the old stdin and the program then sees a plain
+    StringIO of the input (and open() serving it); sys.stdout is captured; SystemExit ends
+    the program quietly."""
     from unittest.mock import mock_open, patch
 
     lines = iter(test_input.split("\n"))
+
+    @patch("builtins.open", mock_open(read_data=test_input))
+    @patch("sys.stdin", io.StringIO(test_input))
+    @patch("sys.stdin.readline", lambda *args: next(lines))
+    @patch("sys.stdin.readlines", lambda *args: test_input.split("\n"))
+    @patch("sys.stdin.read", lambda *args: test_input)
+    def call():
+        try:
+            return method()
+        except SystemExit:
+            pass
+
     captured = _CappedOutput()
     saved = sys.stdout
     sys.stdout = captured
     try:
-        with patch("builtins.open", mock_open(read_data=test_input)), \
-                patch("sys.stdin", io.StringIO(test_input)), \
-                patch("sys.stdin.readline", lambda *args: next(lines)), \
-                patch("sys.stdin.readlines", lambda *args: test_input.split("\n")), \
-                patch("sys.stdin.read", lambda *args: test_input):
-            try:
-                method()
-            except SystemExit:
-                pass
+        call()
     finally:
         sys.stdout = saved
     return captured.getvalue()

@@ -32,7 +32,6 @@ def problems():
 def test_loads_every_problem(problems):
     assert len(problems) == 380
     assert problems["1873_A"].data["has_private"] and len(problems["1873_A"].data["tests"]) > 1
-    assert problems["abc350_c"].data["tests"] == []
     functional = [p for p in problems.values() if p.data["testtype"] == "functional"]
     assert len(functional) == 171 and all(p.data["fn_name"] for p in functional)
     assert {p.difficulty for p in problems.values()} == {"easy", "medium", "hard"}
@@ -79,6 +78,20 @@ def test_the_official_compressed_format_decodes(tmp_path):
     path, qid = _record_with_private(tmp_path, json.dumps(tests))
     (problem,) = get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=path)).problems()
     assert problem.data["tests"][-1] == {"input": "1\n", "output": "2\n"} and problem.data["has_private"]
+
+
+def test_a_problem_without_tests_still_needs_a_program_that_loads(tmp_path):
+    """As abc350_c in the official data: no test, any valid program is accepted."""
+    stdin = next(line for line in PROBLEMS.read_text().splitlines() if '"starter_code": ""' in line)
+    record = json.loads(stdin)
+    record.update(public_test_cases="[]", private_test_cases="None", question_id="no_tests")
+    (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
+    benchmark = get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=tmp_path))
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"task_id": "no_tests", "completion": "print(1)"}) + "\n"
+                       + json.dumps({"task_id": "no_tests", "completion": "print(:"}) + "\n")
+    out, _ = grade_file(samples, benchmark, 6.0, 2048, progress=False)
+    assert [json.loads(line)["passed"] for line in out.read_text().splitlines()] == [True, False]
 
 
 def test_date_platform_and_difficulty_filters(problems):
