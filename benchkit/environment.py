@@ -15,7 +15,7 @@ def describe_machine() -> dict:
     return {
         "benchkit": benchkit.__version__,
         "python": platform.python_version(),
-        "platform": platform.platform(),
+        "os": platform.platform(),
         "host": socket.gethostname(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

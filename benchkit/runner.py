@@ -192,9 +192,11 @@ def _new_record(config: RunConfig, model_info) -> dict:
 
 
 def _flat_config(config: RunConfig, model_info) -> dict:
+    """Settings, model facts and machine facts side by side; the settings win any name clash,
+    because a resumed run is rebuilt from them."""
     settings = config.model_dump(mode="json", exclude={"model", "results_dir"})
     model = {f"model_{k}": v for k, v in model_info.as_config().items() if k != "path"}
-    return {"path": model_info.path, **settings, **model, **describe_machine()}
+    return {**describe_machine(), "path": model_info.path, **model, **settings}
 
 
 def _config_of(record: dict, current: RunConfig) -> RunConfig:

@@ -80,7 +80,6 @@ class LlamaCppBackend:
         import llama_cpp
 
         return {
-            "backend": "llama_cpp",
             "llama_cpp_python": llama_cpp.__version__,
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "system_info": llama_cpp.llama_print_system_info().decode().strip(),
