@@ -35,6 +35,19 @@ def test_papermill_runs_the_notebook_with_a_parameters_file(tmp_path):
     assert any(run["run_id"] in json.dumps(o.get("data", {})) for o in outputs)
 
 
+def test_papermill_runs_the_lcb_notebook(tmp_path):
+    results = tmp_path / "results"
+    parameters = {"benchmark": "lcb", "problems_file": str(REPO.parent / "shared/data/lcb/problems.jsonl"),
+                  "start_date": "2025-03-01", "limit": 2, "max_tokens": 24, "results_dir": str(results)}
+    out = tmp_path / "lcb.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / "lcb.ipynb"), str(out), parameters=parameters,
+                               cwd=str(REPO), progress_bar=False)
+    (run,) = ResultsStore(results).runs()
+    assert run["benchmark"] == "lcb" and run["results"]["total_problems"] == 2
+    text = out.read_text()
+    assert "Public tests only" in text and "pass@1 by difficulty" in text
+
+
 def test_bad_parameter_type_fails_with_the_key(tmp_path):
     out = tmp_path / "report.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as exc:

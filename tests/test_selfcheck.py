@@ -1,0 +1,24 @@
+from benchkit.sandbox import Sandbox
+from benchkit.selfcheck import KNOWN_BAD, selfcheck
+from tests.conftest import benchkit_cli
+
+
+def test_selfcheck_passes_here_and_reports_calibration():
+    with Sandbox(2) as sandbox:
+        report = selfcheck(sandbox, timeout=3.0)
+    assert report.ok, report.problems
+    assert report.canonical_passed == report.canonical_total == 164
+    assert 0 < report.slowest_canonical_s < 3.0 and report.reference_loop_s > 0
+
+
+def test_a_too_tight_time_limit_is_warned_about():
+    with Sandbox(2) as sandbox:
+        report = selfcheck(sandbox, timeout=0.05)
+    assert any("raise --timeout" in w for w in report.warnings)
+
+
+def test_cli_selfcheck():
+    done = benchkit_cli("selfcheck")
+    assert done.returncode == 0, done.stderr
+    assert "selfcheck: ok" in done.stdout and "164/164" in done.stdout
+    assert f"{len(KNOWN_BAD)}/{len(KNOWN_BAD)}" in done.stdout and "isolation: bwrap" in done.stdout
