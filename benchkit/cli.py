@@ -149,7 +149,7 @@ def _grade(args) -> int:
     out, pass_k = grade_file(args.samples, get_benchmark(config.benchmark, config), time_limit(config),
                              config.memory_mb, config.grade_workers, progress=not args.quiet)
     print(f"results: {out}")
-    print("  ".join(f"{k}: {v:.2f}%" for k, v in pass_k.items()))
+    print("  ".join(f"{k}: {v:.2f}%" if k.startswith("pass@") else f"{k}: {v}" for k, v in pass_k.items()))
     return 0
 
 

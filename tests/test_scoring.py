@@ -51,3 +51,15 @@ def test_summary_counts_problems_not_samples():
     assert res["failed_tasks"] == ["b"]
     assert res["difficulty_scores"] == {"easy": 50.0, "hard": 50.0}
     assert res["categories"] == {"passed": 3, "wrong_answer": 1, "timeout": 2}
+
+
+def test_corrected_runs_count_changed_verdicts():
+    problems = [Problem("a", ""), Problem("b", "")]
+    records = [
+        {"task_id": "a", "sample": 0, "passed": True, "official_passed": False, "category": "passed"},
+        {"task_id": "b", "sample": 0, "passed": True, "official_passed": True, "category": "passed"},
+    ]
+    res = summarize(records, problems, 1)
+    assert res["corrected_verdicts_changed"] == 1 and res["official_samples_passed"] == 1
+    assert "corrected_verdicts_changed" not in summarize(
+        [{**r, "official_passed": None} for r in records][:0], problems, 1)

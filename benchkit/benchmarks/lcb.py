@@ -107,8 +107,8 @@ def _expand(paths) -> list[Path]:
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.glob("*.jsonl"), key=_release_order)
+        if path.is_dir():  # the official test*.jsonl when there are, else every .jsonl
+            found = sorted(list(path.glob("test*.jsonl")) or list(path.glob("*.jsonl")), key=_release_order)
             if not found:
                 raise ConfigError(f"no .jsonl files in this directory; {WHERE_TO_GET}", where=str(path))
             files += found
