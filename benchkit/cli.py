@@ -13,7 +13,7 @@ from benchkit.errors import BenchkitError
 RUN_FLAGS = {
     "--model": ("model", str, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)"),
     "--benchmark": ("benchmark", str, "human_eval"),
-    "--backend": ("backend", str, "generation backend (llama_cpp)"),
+    "--backend": ("backend", str, "llama_cpp (in process), llama_server (managed) or openai (any endpoint)"),
     "--gpu-layers": ("gpu_layers", int, "layers offloaded to the GPU; -1 = all"),
     "--ctx": ("n_ctx", int, "context size in tokens"),
     "--threads": ("n_threads", int, "CPU threads for generation (default: all cores)"),
@@ -31,6 +31,12 @@ RUN_FLAGS = {
     "--memory-mb": ("memory_mb", int, "memory limit per program"),
     "--workers": ("grade_workers", int, "sandbox workers (default: all cores)"),
     "--results-dir": ("results_dir", str, "where benchmark_results.json lives"),
+    "--parallel": ("parallel", int, "concurrent requests = llama-server slots (-np); 1 for reproducible greedy runs"),
+    "--base-url": ("base_url", str, "openai backend: the endpoint, e.g. http://127.0.0.1:8080"),
+    "--model-name": ("model_name", str, "openai backend: the model to ask for"),
+    "--request-timeout": ("request_timeout", float, "seconds per request"),
+    "--server-binary": ("server_binary", str, "llama_server backend: the llama-server to run"),
+    "--server-port": ("server_port", int, "llama_server backend: port (default: a free one)"),
 }
 # LiveCodeBench data and filters, for `run` and `grade`
 DATA_FLAGS = {

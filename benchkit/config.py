@@ -55,6 +55,14 @@ class RunConfig(BaseModel):
     memory_mb: int = Field(2048, ge=64, description="address-space limit per program")
     grade_workers: int | None = Field(None, ge=1)
     results_dir: Path = Path("results")
+    # servers: a managed llama-server, or any OpenAI-compatible endpoint
+    parallel: int = Field(1, ge=1, description="concurrent requests = server slots (-np)")
+    base_url: str | None = Field(None, description="openai backend: the endpoint")
+    model_name: str | None = Field(None, description="openai backend: the model to ask for")
+    request_timeout: float = Field(600.0, gt=0.0)
+    server_binary: Path | None = Field(None, description="llama-server to use (default: $PATH, or build)")
+    server_port: int | None = Field(None, ge=1, le=65535, description="default: a free port")
+    server_start_timeout: float = Field(120.0, gt=0.0)
     # LiveCodeBench data and filters
     problems_file: list[Path] | None = Field(None, description="official test*.jsonl files or their directory")
     start_date: date | None = None
@@ -90,7 +98,8 @@ class RunConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The settings that decide what is generated: runs with equal identity can resume each other."""
         return self.model_dump(
-            mode="json", exclude={"results_dir", "grade_workers", "n_threads"}
+            mode="json", exclude={"results_dir", "grade_workers", "n_threads", "request_timeout",
+                                  "server_binary", "server_port", "server_start_timeout"}
         )
 
 

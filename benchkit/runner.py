@@ -10,7 +10,7 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from benchkit.benchmarks import get_benchmark, time_limit
 from benchkit.config import RunConfig
 from benchkit.environment import describe_machine
 from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
-from benchkit.model_file import embedded_model_path, inspect_model
+from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.sandbox import Sandbox
 from benchkit.selfcheck import selfcheck
 from benchkit.store import ResultsStore
@@ -37,7 +37,7 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
     if resume:
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
-    model_info = inspect_model(config.model or embedded_model_path())
+    model_info = _model_info(config)
     benchmark = get_benchmark(config.benchmark, config)
     if config.prompt_style == "chat" and not model_info.has_chat_template:
         raise ConfigError(
@@ -49,6 +49,15 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
     _check_same_model(record, model_info)
     problems = benchmark.problems()[: config.limit]
     return _Execution(config, benchmark, problems, store, record).go(progress)
+
+
+def _model_info(config: RunConfig) -> ModelInfo:
+    """The GGUF file's facts; for a remote endpoint without a local file, what the URL says."""
+    if config.backend == "openai" and config.model is None:
+        name = config.model_name or "default"
+        return ModelInfo(path=f"{config.base_url}#{name}", name=name, architecture="unknown",
+                         quant="unknown", context_length=None, has_chat_template=True, size=0, sha256="")
+    return inspect_model(config.model or embedded_model_path())
 
 
 class _Execution:
@@ -93,21 +102,38 @@ class _Execution:
     def _generate(self, todo, sandbox, log, progress, already_done) -> None:
         from tqdm.auto import tqdm
 
-        backend = open_backend(self.config.backend, self.config, self.record["config"]["path"])
+        server_log = self.store.dir / "logs" / f"{self.run_id}-server.log"
+        backend = open_backend(self.config.backend, self.config, self.record["config"]["path"],
+                               log_path=server_log)
         try:
             self.record["config"].update(backend.describe())
             self._mark("running")
-            futures = []
             bar = tqdm(total=len(todo) + already_done, initial=already_done, disable=not progress,
                        desc=f"{self.config.benchmark} {self.record['model']}", unit="sample")
-            for problem, index in todo:
-                self._raise_stored_error()
-                futures.append(self._sample(problem, index, backend, sandbox, log, bar))
-            wait(futures)
+            recorded = self._generate_all(todo, backend, sandbox, log, bar)
+            wait(recorded)
             self._raise_stored_error()
             bar.close()
         finally:
             backend.close()
+
+    def _generate_all(self, todo, backend, sandbox, log, bar) -> list[Future]:
+        """One request at a time, or `parallel` at once against as many server slots."""
+        if self.config.parallel == 1:
+            recorded = []
+            for problem, index in todo:
+                self._raise_stored_error()
+                recorded.append(self._sample(problem, index, backend, sandbox, log, bar))
+            return recorded
+        pool = ThreadPoolExecutor(self.config.parallel, thread_name_prefix="generate")
+        try:
+            generated = [pool.submit(self._sample, p, i, backend, sandbox, log, bar) for p, i in todo]
+            recorded = [future.result() for future in generated]  # the first error stops the run
+        except BaseException:  # Ctrl-C or a dead server: drop queued samples, don't wait on requests
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return recorded
 
     def _sample(self, problem, index, backend, sandbox, log, bar):
         style = self.config.prompt_style
@@ -184,7 +210,7 @@ def _new_record(config: RunConfig, model_info) -> dict:
         "run_id": f"{now:%Y%m%d-%H%M%S}-{config.benchmark}-{secrets.token_hex(3)}",
         "timestamp": now.isoformat(timespec="seconds"),
         "benchmark": config.benchmark,
-        "model": Path(model_info.path).stem,
+        "model": model_info.name if model_info.size == 0 else Path(model_info.path).stem,
         "status": "running",
         "config": _flat_config(config, model_info),
         "results": {},
@@ -203,9 +229,10 @@ def _config_of(record: dict, current: RunConfig) -> RunConfig:
     """The settings of a stored run, so a resumed run generates exactly what the first one would."""
     stored = record["config"]
     fields = {k: stored[k] for k in RunConfig.model_fields if k in stored and k != "model"}
-    fields["model"] = stored["path"]
-    fields["results_dir"] = current.results_dir
-    fields["grade_workers"] = current.grade_workers
+    fields["model"] = stored["path"] if stored.get("model_size") else None  # None: a remote model
+    for key in ("results_dir", "grade_workers", "n_threads", "request_timeout", "server_binary",
+                "server_port", "server_start_timeout"):  # where and how, not what: today's values
+        fields[key] = getattr(current, key)
     return RunConfig(**fields)
 
 

@@ -210,11 +210,16 @@ class _Worker:
 
 
 def _prepare_worker(cgroup: Path | None) -> None:
-    """In the worker before exec: join its pids cgroup; SIGKILL it if benchkit dies (kill -9 too)."""
-    PR_SET_PDEATHSIG = 1
+    """In the worker before exec: join its pids cgroup; die with benchkit."""
     if cgroup is not None:
         with contextlib.suppress(OSError):
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """In a child before exec: the kernel SIGKILLs it when benchkit dies, kill -9 included."""
+    PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 

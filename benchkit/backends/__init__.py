@@ -8,15 +8,18 @@ from benchkit.errors import ConfigError
 
 BACKENDS = {
     "llama_cpp": "benchkit.backends.llama_cpp:LlamaCppBackend",
+    "llama_server": "benchkit.backends.llama_server:LlamaServerBackend",
+    "openai": "benchkit.backends.openai:OpenAIBackend",
 }
 
 
-def open_backend(name: str, config, model_path):
-    """Load the backend registered as `name` for this run; close it with `.close()`."""
+def open_backend(name: str, config, model_path, log_path=None):
+    """Load the backend registered as `name` for this run; close it with `.close()`.
+    `log_path`: where a backend that runs a server writes that server's log."""
     try:
         module, cls = BACKENDS[name].split(":")
     except KeyError:
         raise ConfigError(
             f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}", where="backend"
         ) from None
-    return getattr(import_module(module), cls)(config, model_path)
+    return getattr(import_module(module), cls)(config, model_path, log_path)

@@ -9,17 +9,20 @@ import tempfile
 import time
 
 from benchkit.backends.base import Generation
-from benchkit.errors import GenerationError, ModelLoadError
+from benchkit.errors import ConfigError, GenerationError, ModelLoadError
 
 
 class LlamaCppBackend:
-    def __init__(self, config, model_path):
+    def __init__(self, config, model_path, log_path=None):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise ModelLoadError(
                 f"llama-cpp-python is not installed ({exc}); see the README's install step"
             ) from None
+        if config.parallel != 1:
+            raise ConfigError("the in-process llama_cpp backend generates one sample at a time; "
+                              "use --backend llama_server for --parallel", where="parallel")
         self.config = config
         self.model_path = str(model_path)
         with tempfile.TemporaryFile("w+") as log, _stderr_to(log):

@@ -1,0 +1,154 @@
+"""A real llama-server (built once from the llama-cpp-python sdist) and the OpenAI backend."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from benchkit.backends.llama_server import LlamaServerBackend
+from benchkit.backends.openai import OpenAIBackend
+from benchkit.backends.server_build import find_llama_server
+from benchkit.config import RunConfig, Sampling
+from benchkit.errors import ModelLoadError
+from benchkit.store import ResultsStore
+from tests.conftest import REPO, benchkit_cli
+
+pytestmark = pytest.mark.slow
+GREEDY = Sampling(temperature=0.0, max_tokens=16, stop=["\ndef "])
+PROMPT = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n"
+
+
+@pytest.fixture(scope="module")
+def server_binary():
+    return find_llama_server()  # builds it on a fresh machine (~4 min), then cached
+
+
+@pytest.fixture
+def server(server_binary, model_path, tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=server_binary, n_ctx=1024)
+    backend = LlamaServerBackend(config, model_path, tmp_path / "server.log")
+    yield backend
+    backend.close()
+
+
+def test_start_health_generate_stop(server):
+    assert httpx.get(f"http://127.0.0.1:{server.port}/health").status_code == 200
+    generation = server.generate(PROMPT, GREEDY)
+    assert generation.tokens > 0 and generation.finish_reason in ("stop", "length")
+    pid = server.process.pid
+    server.close()
+    assert server.process.poll() is not None and not _alive(pid)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{server.port}/health", timeout=2)
+
+
+def test_min_p_and_repeat_penalty_reach_the_server(server):
+    sampling = Sampling(temperature=0.7, top_k=17, min_p=0.123, repeat_penalty=1.37, max_tokens=4, seed=5)
+    server.generate(PROMPT, sampling)
+    (slot,) = httpx.get(f"http://127.0.0.1:{server.port}/slots").json()
+    params = slot["params"]
+    assert params["min_p"] == pytest.approx(0.123) and params["repeat_penalty"] == pytest.approx(1.37)
+    assert params["top_k"] == 17 and params["temperature"] == pytest.approx(0.7)
+
+
+def test_openai_backend_against_the_real_server(server):
+    config = RunConfig(backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1")
+    client = OpenAIBackend(config)
+    try:
+        via_openai = client.generate(PROMPT, GREEDY)
+        assert via_openai.text == server.generate(PROMPT, GREEDY).text
+    finally:
+        client.close()
+
+
+def test_a_bad_model_file_names_the_log(server_binary, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    config = RunConfig(backend="llama_server", server_binary=server_binary)
+    with pytest.raises(ModelLoadError, match="exited with status") as exc:
+        LlamaServerBackend(config, bad, tmp_path / "server.log")
+    assert "server.log" in str(exc.value) and "last lines of the server log" in str(exc.value)
+
+
+def test_port_in_use(server_binary, model_path, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = RunConfig(backend="llama_server", server_binary=server_binary, server_port=port)
+        with pytest.raises(ModelLoadError, match=f"port {port} is in use"):
+            LlamaServerBackend(config, model_path, tmp_path / "server.log")
+
+
+def test_no_binary_is_a_clear_error(tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=tmp_path / "nope")
+    with pytest.raises(Exception, match="not an executable llama-server"):
+        LlamaServerBackend(config, tmp_path / "m.gguf")
+
+
+ARGS = ["--backend", "llama_server", "--limit", "6", "--max-tokens", "96", "--quiet"]
+
+
+def _start_run(results, *extra):
+    return subprocess.Popen([sys.executable, "-m", "benchkit", "run", *ARGS, *extra, "--results-dir", results],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_samples(results, count, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = list(results.glob("samples/*.jsonl"))
+        if files and len(files[0].read_text().splitlines()) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the run produced no samples")
+
+
+def test_server_killed_mid_run_then_resume(server_binary, tmp_path):
+    results = tmp_path / "results"
+    proc = _start_run(results, "--server-binary", server_binary)
+    _wait_for_samples(results, 1)
+    (record,) = ResultsStore(results).runs()
+    os.kill(record["config"]["server_pid"], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "llama-server died mid-run" in err and "server log" in err
+    assert ResultsStore(results).get(record["run_id"])["status"] == "failed"
+    done = benchkit_cli("run", *ARGS, "--server-binary", server_binary, "--results-dir", results, "--resume")
+    assert done.returncode == 0, done.stderr
+    final = ResultsStore(results).get(record["run_id"])
+    assert final["status"] == "complete" and final["results"]["samples_done"] == 6
+    assert (results / "logs" / f"{record['run_id']}-server.log").exists()
+
+
+def test_sigint_leaves_no_server(server_binary, tmp_path):
+    results = tmp_path / "results"
+    proc = _start_run(results, "--server-binary", server_binary)
+    _wait_for_samples(results, 1)
+    (record,) = ResultsStore(results).runs()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert not _alive(record["config"]["server_pid"])
+
+
+def test_parallel_slots_finish_every_sample(server_binary, tmp_path):
+    results = tmp_path / "results"
+    done = benchkit_cli("run", *ARGS, "--parallel", "3", "--server-binary", server_binary,
+                        "--results-dir", results)
+    assert done.returncode == 0, done.stderr
+    (record,) = ResultsStore(results).runs()
+    assert record["results"]["samples_done"] == 6 and record["config"]["parallel"] == 3
+    assert record["config"]["batched_decoding_reproducible"] is False
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
