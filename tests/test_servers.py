@@ -152,3 +152,37 @@ def _alive(pid):
             return fh.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_openai_backend_against_llama_cpp_pythons_own_server(model_path, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
+                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
+        generation = client.generate(PROMPT, GREEDY)
+        assert generation.tokens > 0 and generation.text.strip()
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_openai_backend_errors_are_named(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}",
+                                     request_timeout=2))
+    with pytest.raises(ModelLoadError, match="cannot reach the server"):
+        client.generate(PROMPT, GREEDY)
