@@ -186,3 +186,16 @@ def test_openai_backend_errors_are_named(tmp_path):
                                      request_timeout=2))
     with pytest.raises(ModelLoadError, match="cannot reach the server"):
         client.generate(PROMPT, GREEDY)
+
+
+def test_benchkit_killed_takes_its_server_along(server_binary, tmp_path):
+    results = tmp_path / "results"
+    proc = _start_run(results, "--server-binary", server_binary)
+    _wait_for_samples(results, 1)
+    (record,) = ResultsStore(results).runs()
+    proc.kill()  # kill -9: no finally, no atexit; the kernel's parent-death signal remains
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while _alive(record["config"]["server_pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(record["config"]["server_pid"])
