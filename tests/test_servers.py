@@ -199,3 +199,43 @@ def test_benchkit_killed_takes_its_server_along(server_binary, tmp_path):
     while _alive(record["config"]["server_pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(record["config"]["server_pid"])
+
+
+def test_a_server_that_never_becomes_healthy(server_binary, model_path, tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=server_binary, server_start_timeout=0.05)
+    with pytest.raises(ModelLoadError, match="not healthy after 0.05 s"):
+        LlamaServerBackend(config, model_path, tmp_path / "server.log")
+
+
+def test_a_context_too_large_for_memory(server_binary, model_path, tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=server_binary, n_ctx=50_000_000)
+    with pytest.raises(ModelLoadError, match="exited with status") as exc:
+        LlamaServerBackend(config, model_path, tmp_path / "server.log")
+    assert "last lines of the server log" in str(exc.value)
+
+
+def test_authentication_failure_is_named(server_binary, model_path, tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(server_binary), "-m", str(model_path), "--port", str(port),
+                               "--host", "127.0.0.1", "-c", "512", "--api-key", "right-key"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        monkeypatch.setenv("BENCHKIT_API_KEY", "wrong-key")
+        client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
+        with pytest.raises(ModelLoadError, match="authentication failed \\(401\\)"):
+            client.generate(PROMPT, GREEDY)
+        monkeypatch.setenv("BENCHKIT_API_KEY", "right-key")
+        assert OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}")).generate(
+            PROMPT, GREEDY).tokens > 0
+    finally:
+        server.terminate()
+        server.wait(30)
