@@ -239,3 +239,9 @@ def test_authentication_failure_is_named(server_binary, model_path, tmp_path, mo
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_chat_requests_through_the_server(server):
+    messages = [{"role": "user", "content": "Write a Python function add(a, b)."}]
+    generation = server.generate(messages, Sampling(temperature=0.0, max_tokens=24))
+    assert generation.tokens > 0 and generation.finish_reason in ("stop", "length")
