@@ -1,4 +1,4 @@
-"""`benchkit` command line: run, grade, selfcheck, runs."""
+"""`benchkit` command line: run, grade, selfcheck, runs, compare."""
 
 from __future__ import annotations
 
@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--workers", type=int, default=None)
     check.set_defaults(func=_selfcheck)
 
+    compare = commands.add_parser("compare", help="pair two runs problem by problem")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--results-dir", default="results")
+    compare.set_defaults(func=_compare)
+
     runs = commands.add_parser("runs", help="list stored runs")
     runs.add_argument("--results-dir", default="results")
     runs.set_defaults(func=_runs)
@@ -177,6 +183,15 @@ def _selfcheck(args) -> int:
         print(f"problem: {line}")
     print("selfcheck: " + ("ok" if report.ok else "FAILED"))
     return 0 if report.ok else 1
+
+
+def _compare(args) -> int:
+    from benchkit.analysis import compare, runs_table
+
+    table = runs_table(args.results_dir)
+    print(table[table.run_id.isin([args.run_a, args.run_b])].to_string(index=False))
+    print(compare(args.run_a, args.run_b, args.results_dir).summary())
+    return 0
 
 
 def _runs(args) -> int:
