@@ -146,6 +146,18 @@ def test_parallel_slots_finish_every_sample(server_binary, tmp_path):
     assert record["config"]["batched_decoding_reproducible"] is False
 
 
+def _wait_until_up(url, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200")
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -162,13 +174,7 @@ def test_openai_backend_against_llama_cpp_pythons_own_server(model_path, tmp_pat
                                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
                               stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        _wait_until_up(f"http://127.0.0.1:{port}/v1/models")
         client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
         generation = client.generate(PROMPT, GREEDY)
         assert generation.tokens > 0 and generation.text.strip()
@@ -222,13 +228,7 @@ def test_authentication_failure_is_named(server_binary, model_path, tmp_path, mo
                                "--host", "127.0.0.1", "-c", "512", "--api-key", "right-key"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        _wait_until_up(f"http://127.0.0.1:{port}/health")
         monkeypatch.setenv("BENCHKIT_API_KEY", "wrong-key")
         client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
         with pytest.raises(ModelLoadError, match="authentication failed \\(401\\)"):

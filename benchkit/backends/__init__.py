@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
-from benchkit.errors import ConfigError
+from benchkit.registry import resolve
 
 BACKENDS = {
     "llama_cpp": "benchkit.backends.llama_cpp:LlamaCppBackend",
@@ -16,10 +14,4 @@ BACKENDS = {
 def open_backend(name: str, config, model_path, log_path=None):
     """Load the backend registered as `name` for this run; close it with `.close()`.
     `log_path`: where a backend that runs a server writes that server's log."""
-    try:
-        module, cls = BACKENDS[name].split(":")
-    except KeyError:
-        raise ConfigError(
-            f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}", where="backend"
-        ) from None
-    return getattr(import_module(module), cls)(config, model_path, log_path)
+    return resolve(BACKENDS, name, "backend")(config, model_path, log_path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
-from benchkit.errors import ConfigError
+from benchkit.registry import resolve
 
 BENCHMARKS = {
     "human_eval": "benchkit.benchmarks.human_eval:HumanEval",
@@ -13,13 +11,7 @@ BENCHMARKS = {
 
 
 def benchmark_class(name: str):
-    try:
-        module, cls = BENCHMARKS[name].split(":")
-    except KeyError:
-        raise ConfigError(
-            f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}", where="benchmark"
-        ) from None
-    return getattr(import_module(module), cls)
+    return resolve(BENCHMARKS, name, "benchmark")
 
 
 def get_benchmark(name: str, config=None):
