@@ -7,7 +7,6 @@ from a path the user gives; nothing is downloaded.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import pickle
@@ -19,6 +18,7 @@ from pathlib import Path
 from benchkit.benchmarks.base import Problem, Prompt
 from benchkit.benchmarks.extract import last_code_block
 from benchkit.errors import ConfigError, DataError
+from benchkit.model_file import file_sha256
 from benchkit.sandbox import Job
 
 WHERE_TO_GET = (
@@ -62,7 +62,7 @@ class LiveCodeBench:
         problems = self.problems()
         return {
             "problems_files": [str(f) for f in self.files],
-            "problems_sha256": {str(f): _sha256(f) for f in self.files},
+            "problems_sha256": {str(f): file_sha256(f) for f in self.files},
             "private_tests": sum(p.data["has_private"] for p in problems),
             "public_tests_only": not any(p.data["has_private"] for p in problems),
         }
@@ -122,10 +122,6 @@ def _expand(paths) -> list[Path]:
 def _release_order(path: Path):
     match = _RELEASE_FILE.match(path.name)
     return (0, int(match.group(1) or 1)) if match else (1, path.name)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 _CACHE: dict = {}
