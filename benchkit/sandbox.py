@@ -232,6 +232,7 @@ def pids_cgroup() -> Path | None:
     for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
         if not (base / "cgroup.procs").exists():
             continue
+        _remove_stale_cgroups(base)
         try:
             cgroup = base / name
             cgroup.mkdir()
@@ -241,6 +242,15 @@ def pids_cgroup() -> Path | None:
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
     return None
+
+
+def _remove_stale_cgroups(base: Path) -> None:
+    """Empty cgroups left by benchkit processes that died without cleaning up (kill -9)."""
+    for cgroup in base.glob("benchkit-*-*"):
+        owner = cgroup.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
 
 
 def _remove_cgroup(cgroup: Path) -> None:
@@ -289,7 +299,7 @@ def _bwrap_command(python: str) -> list[str]:
         if not prefix.startswith("/usr"):
             args += ["--ro-bind", prefix, prefix]
     args += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py", "--chdir", "/tmp"]
-    return args + [python, "-I", "/sandbox/worker.py", "--private-tmp"]
+    return args + [python, "-I", "/sandbox/worker.py", "--inside-bwrap"]
 
 
 def _probe(command: list[str]) -> str | None:

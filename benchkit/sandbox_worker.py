@@ -42,6 +42,9 @@ PRELOAD = ("subprocess", "faulthandler", "ast", "unittest.mock", "decimal", "typ
 REPORT_LIMIT = 4096
 MESSAGE_LIMIT = 300
 PR_SET_CHILD_SUBREAPER = 36
+KILL_SECONDS = 5.0
+# Inside bubblewrap the worker has its own /tmp, /dev/shm and PID namespace.
+INSIDE_BWRAP = "--inside-bwrap" in sys.argv
 
 
 def main():
@@ -55,12 +58,11 @@ def main():
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     _become_subreaper()
-    private_tmp = "--private-tmp" in sys.argv  # inside bubblewrap: /tmp and /dev/shm are ours
     scratch_root = tempfile.mkdtemp(prefix="benchkit-")
     for line in proto_in:
         job = json.loads(line)
         outcome = run_job(job, scratch_root)
-        if private_tmp:  # nothing a program leaves behind reaches the next program
+        if INSIDE_BWRAP:  # nothing a program leaves behind reaches the next program
             _empty("/tmp", keep=scratch_root)
             _empty("/dev/shm")
         outcome["id"] = job["id"]
@@ -116,26 +118,34 @@ def _wait(pid, timeout, started):
         remaining = timeout - (time.monotonic() - started)
         ready, _, _ = select.select([pidfd], [], [], max(remaining, 0))
         if not ready:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None
+            return None  # kill_descendants() kills and reaps it with everything it started
         return os.waitpid(pid, 0)[1]
     finally:
         os.close(pidfd)
 
 
 def kill_descendants():
-    """SIGKILL every process below this worker until none is left (forks race the kill)."""
+    """SIGKILL every process below this worker and reap them, for up to KILL_SECONDS.
+
+    Inside bubblewrap the worker is alone in its PID namespace with the programs, and one
+    kill(-1) reaches them all: the kernel lets no fork finish past it. Elsewhere walk /proc
+    and kill every descendant until none is left (forks race the kill). Blocking on one
+    child first is what not to do: a fork bomb's live processes can stall its exit for
+    many seconds (they contend for the memory maps it must tear down)."""
     me = os.getpid()
-    for _ in range(1000):
+    deadline = time.monotonic() + KILL_SECONDS
+    while time.monotonic() < deadline:
         _reap()
         if not _has_children():
             return  # as a subreaper, any live descendant would be (or descend from) a child
-        parents = dict(_process_table())
-        victims = [pid for pid in parents if pid != me and _descends(pid, me, parents)]
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        if INSIDE_BWRAP:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)  # all but this worker and the namespace's init
+        else:
+            parents = dict(_process_table())
+            for pid in [pid for pid in parents if pid != me and _descends(pid, me, parents)]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.001)
 
 
@@ -430,11 +440,7 @@ def run_tests_job(job, scratch_root):
     try:
         outcome = _judge_tests(job, pid, out_r, ctl_w)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        kill_descendants()
+        kill_descendants()  # the child too
         os.close(out_r)
         os.close(ctl_w)
         shutil.rmtree(scratch, ignore_errors=True)

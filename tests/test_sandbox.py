@@ -2,10 +2,11 @@
 
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
-from benchkit.sandbox import ISOLATION_PROCESS, Job, Sandbox
+from benchkit.sandbox import ISOLATION_PROCESS, Job, Sandbox, pids_cgroup
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,16 @@ def test_process_fallback_still_grades():
         assert box.submit(Job("assert True")).result().passed
         assert box.submit(Job("assert False")).result().status == "failed"
         assert box.submit(Job("while True: pass", timeout=0.5)).result().status == "timeout"
+
+
+def test_cgroups_left_by_dead_processes_are_removed():
+    base = Path("/sys/fs/cgroup/pids")
+    if pids_cgroup() is None or not base.is_dir():
+        pytest.skip("no pids cgroup may be created here")
+    stale = base / "benchkit-999999999-1-1"  # above pid_max: its owner is surely dead
+    stale.mkdir()
+    cgroup = pids_cgroup()
+    try:
+        assert not stale.exists() and cgroup.exists()
+    finally:
+        cgroup.rmdir()
