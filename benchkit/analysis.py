@@ -1,36 +1,85 @@
-"""Stored runs as tables, and paired comparisons of two runs, for the CLI and the notebooks."""
+"""Stored runs as tables, and paired comparisons of runs, for the CLI, the notebooks and reports.
+
+Every table starts from `runs_table`, which selects runs; the other tables take its rows.
+Seed-format runs (no run_id, no per-sample records) load with run_id "#<index>"; they have
+scores, times and difficulty scores, but no per-problem verdicts, so they are never paired.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from benchkit.errors import BenchkitError
+from benchkit.errors import BenchkitError, StoreError
 from benchkit.store import ResultsStore
 
-RUN_COLUMNS = ["run_id", "benchmark", "model", "quant", "gpu_layers", "score", "time_s", "date", "status"]
+RUN_COLUMNS = ["run_id", "label", "benchmark", "model", "quant", "gpu_layers", "backend", "settings",
+               "problems", "solved", "score", "ci_low", "ci_high", "time_s", "date", "status"]
+SETTINGS = ("temperature", "top_p", "max_tokens", "prompt_style", "num_samples", "parallel", "n_ctx")
+DIFFICULTIES = ("easy", "medium", "hard")
 BOOTSTRAP_SAMPLES = 10_000
 
 
-def runs_table(results_dir="results") -> pd.DataFrame:
-    """One row per stored run; runs in the seed's older format (no run_id, no status) included."""
-    rows = []
-    for index, run in enumerate(ResultsStore(results_dir).runs()):
-        config, results = run.get("config") or {}, run.get("results") or {}
-        rows.append({
-            "run_id": run.get("run_id", f"#{index}"),
-            "benchmark": run.get("benchmark"),
-            "model": run.get("model"),
-            "quant": config.get("model_quant", ""),
-            "gpu_layers": config.get("gpu_layers"),
-            "score": results.get("score"),
-            "time_s": results.get("time_taken"),
-            "date": str(run.get("timestamp", ""))[:19],
-            "status": run.get("status", "complete"),
-        })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+# ------------------------------------------------------------------------------ runs
+def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None, models=None,
+               finished_only: bool = False) -> pd.DataFrame:
+    """One row per stored run: score with its 95 % Wilson interval over problems, wall time, and
+    the settings people publish. Optionally only one benchmark, some models, or the given runs
+    (in the order given); unknown run ids are an error that lists the known ones."""
+    records = _records(results_dir)
+    if run_ids is not None:
+        missing = [r for r in run_ids if r not in records]
+        if missing:
+            raise StoreError(f"no run with run_id {', '.join(map(repr, missing))}; stored runs: "
+                             f"{', '.join(records) or 'none'}", where=str(ResultsStore(results_dir).file))
+        records = {r: records[r] for r in run_ids}
+    rows = [_run_row(run_id, run) for run_id, run in records.items()]
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    if benchmark is not None:
+        table = table[table.benchmark == benchmark]
+    if models is not None:
+        table = table[table.model.isin(list(models))]
+    if finished_only:
+        table = table[table.status == "complete"]
+    return table.reset_index(drop=True)
+
+
+def _records(results_dir) -> dict[str, dict]:
+    runs = ResultsStore(results_dir).runs()
+    return {run.get("run_id", f"#{i}"): run for i, run in enumerate(runs)}
+
+
+def _run_row(run_id: str, run: dict) -> dict:
+    config, results = run.get("config") or {}, run.get("results") or {}
+    problems, score = results.get("total_problems"), results.get("score")
+    low, high = score_interval(score, problems)
+    quant = config.get("model_quant", "")
+    return {
+        "run_id": run_id, "label": f"{run.get('model')} {quant} [{run_id[-6:]}]".replace("  ", " "),
+        "benchmark": run.get("benchmark"), "model": run.get("model"), "quant": quant,
+        "gpu_layers": config.get("gpu_layers"), "backend": config.get("backend", ""),
+        "settings": settings_text(config), "problems": problems, "solved": results.get("total_passed"),
+        "score": score, "ci_low": low, "ci_high": high, "time_s": results.get("time_taken"),
+        "date": str(run.get("timestamp", ""))[:19], "status": run.get("status", "complete"),
+    }
+
+
+def settings_text(config: dict) -> str:
+    return ", ".join(f"{key}={config[key]}" for key in SETTINGS if config.get(key) is not None)
+
+
+def score_interval(score: float | None, problems: int | None) -> tuple[float, float]:
+    """95 % Wilson interval of a pass@1 score (percent) over `problems` problems: honest at 0 %
+    and 100 %, where a bootstrap collapses to a point."""
+    if score is None or not problems:
+        return (float("nan"), float("nan"))
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(score / 100 * problems, problems, alpha=0.05, method="wilson")
+    return (float(low * 100), float(high * 100))
 
 
 def samples_table(run_id: str, results_dir="results") -> pd.DataFrame:
@@ -38,34 +87,69 @@ def samples_table(run_id: str, results_dir="results") -> pd.DataFrame:
     return pd.DataFrame(ResultsStore(results_dir).samples(run_id))
 
 
-def markdown_table(results_dir="results") -> str:
-    """The seed-style table people publish: model, quant, settings, score, time."""
+def markdown_table(results_dir="results", runs: pd.DataFrame | None = None) -> str:
+    """The seed-style table people publish: model, benchmark, quant, settings, score, time."""
+    runs = runs_table(results_dir) if runs is None else runs
     lines = ["| model | benchmark | quant | settings | score | time (s) |", "|---|---|---|---|---|---|"]
-    for run in ResultsStore(results_dir).runs():
-        cfg, res = run.get("config") or {}, run.get("results") or {}
-        settings = ", ".join(f"{k}={cfg[k]}" for k in ("temperature", "max_tokens", "gpu_layers",
-                                                      "prompt_style") if k in cfg)
-        lines.append(f"| {run.get('model')} | {run.get('benchmark')} | {cfg.get('model_quant', '')} | "
-                     f"{settings} | {res.get('score', 0):.2f} | {res.get('time_taken', 0):.0f} |")
+    for row in runs.itertuples():
+        lines.append(f"| {row.model} | {row.benchmark} | {row.quant} | {row.settings} | "
+                     f"{_number(row.score, '.2f')} | {_number(row.time_s, '.0f')} |")
     return "\n".join(lines)
 
 
-def problem_scores(run_id: str, results_dir="results") -> pd.Series:
-    """Per problem, the fraction of samples that passed (0 or 1 for one sample)."""
+def _number(value, spec: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, spec)
+
+
+# ------------------------------------------------------------- per difficulty, category, problem
+def difficulty_table(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
+    """pass@1 % per difficulty (LiveCodeBench's easy/medium/hard), one row per run."""
+    records = _records(results_dir)
+    rows = {row.label: (records[row.run_id].get("results") or {}).get("difficulty_scores") or {}
+            for row in runs.itertuples()}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    ordered = [d for d in DIFFICULTIES if d in frame] + sorted(set(frame) - set(DIFFICULTIES))
+    return frame.reindex(index=list(rows), columns=ordered).rename_axis("run")
+
+
+def category_table(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
+    """Samples per verdict category (passed, wrong_answer, truncated, …), one row per run."""
+    records = _records(results_dir)
+    rows = {row.label: (records[row.run_id].get("results") or {}).get("categories") or {}
+            for row in runs.itertuples()}
+    frame = pd.DataFrame.from_dict(rows, orient="index").fillna(0).astype(int)
+    frame = frame[frame.sum().sort_values(ascending=False).index] if len(frame.columns) else frame
+    return frame.reindex(index=list(rows)).rename_axis("run")
+
+
+def problem_matrix(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
+    """Per problem (rows) and run (columns), the fraction of samples that passed; runs without
+    per-sample records are left out."""
     store = ResultsStore(results_dir)
-    run = store.get(run_id)
-    samples = store.samples(run_id)
-    if not samples:
+    columns = {row.label: _problem_scores(store, row.run_id) for row in runs.itertuples()}
+    return pd.DataFrame({k: v for k, v in columns.items() if v is not None}).rename_axis("task_id")
+
+
+def _finished_scores(store: ResultsStore, run_id: str, run: dict) -> pd.Series:
+    """Per-problem scores of a run that can be paired: it has per-sample records, all of them."""
+    scores = _problem_scores(store, run_id)
+    if scores is None:
         raise BenchkitError(f"run {run_id} has no per-sample records (a seed-format run?); "
                             "a paired comparison needs them", where=str(store.samples_file(run_id)))
-    frame = pd.DataFrame(samples)
-    scores = frame.groupby("task_id")["passed"].mean()
-    expected = run.get("results", {}).get("total_problems")
+    expected = (run.get("results") or {}).get("total_problems")
     if expected and len(scores) != expected:
         raise BenchkitError(f"run {run_id} is unfinished ({len(scores)} of {expected} problems)")
     return scores
 
 
+def _problem_scores(store: ResultsStore, run_id: str) -> pd.Series | None:
+    samples = store.samples(run_id) if not run_id.startswith("#") else []
+    if not samples:
+        return None
+    return pd.DataFrame(samples).groupby("task_id")["passed"].mean()
+
+
+# ------------------------------------------------------------------------ paired comparison
 @dataclass(frozen=True)
 class Comparison:
     run_a: str
@@ -87,24 +171,28 @@ class Comparison:
     def significant(self) -> bool:
         return self.p_value < 0.05 and not (self.ci_low <= 0 <= self.ci_high)
 
+    @property
+    def verdict(self) -> str:
+        return ("significant" if self.significant else
+                "not significant: the difference is within what chance gives on this many problems")
+
     def summary(self) -> str:
-        verdict = ("significant" if self.significant else
-                   "not significant: the difference is within what chance gives on this many problems")
         return (f"{self.run_a} {self.score_a:.2f}% vs {self.run_b} {self.score_b:.2f}% on {self.problems} "
                 f"problems: difference {self.difference:+.2f} points (95% CI {self.ci_low:+.2f} to "
                 f"{self.ci_high:+.2f}); solved only by A: {self.only_a}, only by B: {self.only_b}; "
-                f"McNemar exact p = {self.p_value:.3g} — {verdict}")
+                f"McNemar exact p = {self.p_value:.3g} — {self.verdict}")
 
 
 def compare(run_a: str, run_b: str, results_dir="results", seed: int = 0) -> Comparison:
     """Pair two runs of the same benchmark problem by problem."""
     from scipy.stats import binomtest
 
-    store = ResultsStore(results_dir)
-    bench_a, bench_b = store.get(run_a).get("benchmark"), store.get(run_b).get("benchmark")
+    store, records = ResultsStore(results_dir), _records(results_dir)
+    runs_table(results_dir, run_ids=[run_a, run_b])  # both exist, or a StoreError naming the others
+    bench_a, bench_b = records[run_a].get("benchmark"), records[run_b].get("benchmark")
     if bench_a != bench_b:
         raise BenchkitError(f"runs of different benchmarks cannot be paired ({bench_a} vs {bench_b})")
-    a, b = problem_scores(run_a, results_dir), problem_scores(run_b, results_dir)
+    a, b = (_finished_scores(store, r, records[r]) for r in (run_a, run_b))
     if set(a.index) != set(b.index):
         raise BenchkitError(
             f"runs cover different problems ({len(set(a.index) - set(b.index))} only in {run_a}, "
@@ -119,3 +207,18 @@ def compare(run_a: str, run_b: str, results_dir="results", seed: int = 0) -> Com
     low, high = np.percentile(means, [2.5, 97.5])
     return Comparison(run_a, run_b, len(a), float(a.mean() * 100), float(b.mean() * 100),
                       only_a, only_b, float(p_value), float(low), float(high))
+
+
+def pairwise(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
+    """`compare` for every pair of the given runs; a pair that cannot be paired gets the reason
+    as its verdict instead of statistics."""
+    rows = []
+    for a, b in itertools.combinations(runs.run_id, 2):
+        try:
+            result = compare(a, b, results_dir)
+            rows.append({**asdict(result), "difference": result.difference, "verdict": result.verdict})
+        except BenchkitError as exc:
+            rows.append({"run_a": a, "run_b": b, "verdict": f"not paired: {exc.message}"})
+    columns = ["run_a", "run_b", "problems", "score_a", "score_b", "difference", "ci_low", "ci_high",
+               "only_a", "only_b", "p_value", "verdict"]
+    return pd.DataFrame(rows, columns=columns)

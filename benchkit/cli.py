@@ -1,4 +1,4 @@
-"""`benchkit` command line: run, grade, selfcheck, runs, compare."""
+"""`benchkit` command line: run, grade, selfcheck, runs, compare, report."""
 
 from __future__ import annotations
 
@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--results-dir", default="results")
     compare.set_defaults(func=_compare)
 
+    report = commands.add_parser("report", help="one self-contained HTML file comparing stored runs")
+    report.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (default: every finished run)")
+    report.add_argument("--benchmark", help="only runs of this benchmark")
+    report.add_argument("--model", dest="models", action="append", help="only runs of this model (repeatable)")
+    report.add_argument("--results-dir", default="results")
+    report.add_argument("--out", type=Path, help="HTML file (default: results/reports/compare-<time>.html)")
+    report.set_defaults(func=_report)
+
     runs = commands.add_parser("runs", help="list stored runs")
     runs.add_argument("--results-dir", default="results")
     runs.set_defaults(func=_runs)
@@ -186,11 +194,23 @@ def _selfcheck(args) -> int:
 
 
 def _compare(args) -> int:
-    from benchkit.analysis import compare, runs_table
+    from benchkit import analysis
 
-    table = runs_table(args.results_dir)
-    print(table[table.run_id.isin([args.run_a, args.run_b])].to_string(index=False))
-    print(compare(args.run_a, args.run_b, args.results_dir).summary())
+    runs = analysis.runs_table(args.results_dir, run_ids=[args.run_a, args.run_b])
+    columns = ["run_id", "model", "quant", "settings", "problems", "solved", "score", "ci_low", "ci_high", "time_s"]
+    print(runs[columns].round(2).to_string(index=False))
+    categories = analysis.category_table(runs, args.results_dir)
+    if not categories.empty:
+        print("\nsamples per category:\n" + categories.set_axis(runs.run_id).to_string())
+    print("\n" + analysis.compare(args.run_a, args.run_b, args.results_dir).summary())
+    return 0
+
+
+def _report(args) -> int:
+    from benchkit.report import write_report
+
+    path = write_report(args.results_dir, args.out, args.benchmark, args.run_ids, args.models)
+    print(f"report: {path}")
     return 0
 
 

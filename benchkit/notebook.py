@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchkit import analysis, errors, figures, report
 from benchkit.config import RunConfig, validate_config
-from benchkit import errors
 from benchkit.errors import BenchkitError, ConfigError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -21,11 +21,9 @@ _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
     """Validate the notebook's parameters (as papermill injected them) and run the benchmark."""
-    import plotly.io as pio
-
     from benchkit.runner import run
 
-    pio.renderers.default = "plotly_mimetype+notebook"  # plotly.js inline: the report works offline
+    _use_inline_plotly()
     params = {k: v for k, v in namespace.items()
               if not k.startswith("_") and k not in _KERNEL_NAMES and not callable(v)
               and type(v).__name__ != "module"}
@@ -53,24 +51,14 @@ def summary(record: dict) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("")
 
 
-def category_figure(record: dict):
-    import plotly.express as px
-
-    counts = record["results"].get("categories", {})
-    frame = pd.DataFrame({"category": list(counts), "samples": list(counts.values())})
-    frame = frame.sort_values("samples", ascending=False)
-    return px.bar(frame, x="category", y="samples", color="category",
-                  title=f"Verdicts by category — {record['model']} on {record['benchmark']}")
+def category_figure(record: dict, results_dir: str | Path = "results"):
+    runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
+    return figures.category_figure(analysis.category_table(runs, results_dir))
 
 
-def difficulty_figure(record: dict):
-    import plotly.express as px
-
-    scores = record["results"].get("difficulty_scores", {})
-    order = [d for d in ("easy", "medium", "hard") if d in scores]
-    frame = pd.DataFrame({"difficulty": order, "pass@1 %": [scores[d] for d in order]})
-    return px.bar(frame, x="difficulty", y="pass@1 %", color="difficulty", range_y=[0, 100],
-                  title=f"pass@1 by difficulty — {record['model']} on {record['benchmark']}")
+def difficulty_figure(record: dict, results_dir: str | Path = "results"):
+    runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
+    return figures.difficulty_figure(analysis.difficulty_table(runs, results_dir))
 
 
 def data_note(record: dict) -> str:
@@ -88,6 +76,110 @@ def failing_tasks(record: dict, results_dir: str | Path = "results") -> pd.DataF
     rows = [r for r in ResultsStore(results_dir).samples(record["run_id"]) if not r["passed"]]
     frame = pd.DataFrame(rows, columns=["task_id", "sample", "category", "result", "tokens"])
     return frame.sort_values(["task_id", "sample"]).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------ comparing runs
+def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
+               interactive: bool = True) -> None:
+    """The compare notebook's one call: widgets to pick benchmark, models and runs, or, headless
+    under papermill (interactive=False), the static comparison of the runs the parameters name."""
+    from IPython.display import display
+
+    if interactive:
+        display(comparison_picker(results_dir, benchmark))
+    else:
+        _use_inline_plotly()
+        show_comparison(results_dir, benchmark, run_ids, models)
+
+
+def show_comparison(results_dir="results", benchmark=None, run_ids=None, models=None) -> None:
+    from IPython.display import Markdown, display
+
+    for name, runs in report.select(results_dir, benchmark, run_ids, models).items():
+        display(Markdown(f"## {name}: {len(runs)} run(s)"))
+        for title, content in report.sections(runs, results_dir):
+            display(Markdown(f"### {title}"))
+            display(Markdown(f"```\n{content}\n```") if isinstance(content, str) else content)
+
+
+def comparison_picker(results_dir="results", benchmark=None):
+    """Benchmark, then models, then runs; the Compare button draws their comparison below.
+    (Drawing on a button, not on every click in a list, keeps a front end responsive.)"""
+    import ipywidgets as widgets
+    import plotly.io as pio
+    from IPython.display import clear_output
+
+    # figures as plotly JSON only: JupyterLab, Notebook 7 and VS Code draw it, and the widget's
+    # outputs stay small (they travel to the front end on every redraw)
+    pio.renderers.default = "plotly_mimetype"
+    table = analysis.runs_table(results_dir, finished_only=True)
+    benchmarks = sorted(table.benchmark.dropna().unique())
+    pick_benchmark = widgets.Dropdown(options=benchmarks, value=benchmark or (benchmarks or [None])[0],
+                                      description="benchmark")
+    pick_models = widgets.SelectMultiple(description="models", rows=6)
+    pick_runs = widgets.SelectMultiple(description="runs", rows=8, layout={"width": "480px"})
+    button, output = widgets.Button(description="Compare", button_style="primary"), widgets.Output()
+
+    def benchmark_changed(_=None):
+        models = sorted(table[table.benchmark == pick_benchmark.value].model.dropna().unique())
+        pick_models.options, pick_models.value = models, tuple(models)
+
+    def models_changed(_=None):
+        chosen = table[(table.benchmark == pick_benchmark.value) & table.model.isin(pick_models.value)]
+        pick_runs.options = list(zip(chosen.label, chosen.run_id))
+        pick_runs.value = tuple(chosen.run_id)
+
+    def draw(_=None):
+        with output:
+            clear_output(wait=True)
+            if pick_runs.value:
+                show_comparison(results_dir, run_ids=list(pick_runs.value))
+
+    pick_benchmark.observe(benchmark_changed, "value")
+    pick_models.observe(models_changed, "value")
+    button.on_click(draw)
+    benchmark_changed()
+    return widgets.VBox([widgets.HBox([pick_benchmark, pick_models, pick_runs, button]), output])
+
+
+def _use_inline_plotly() -> None:
+    """Figures as plotly's JSON (JupyterLab draws it) and as HTML with plotly.js inlined once, so
+    an executed notebook and its HTML export show them offline."""
+    import plotly.io as pio
+
+    pio.renderers["benchkit_offline"] = _offline_renderer()
+    pio.renderers.default = "plotly_mimetype+benchkit_offline"
+
+
+def _offline_renderer():
+    from plotly.io import to_html
+    from plotly.io.base_renderers import NotebookRenderer
+
+    class OfflineNotebookRenderer(NotebookRenderer):
+        """plotly's notebook renderer without its MathJax script from a CDN (no figure here has
+        LaTeX), which an offline browser reports as a failed load."""
+
+        def to_mimebundle(self, fig_dict):
+            return {"text/html": to_html(fig_dict, config=self.config, include_plotlyjs=False,
+                                         include_mathjax=False, full_html=False,
+                                         default_width="100%", default_height=525, validate=False)}
+
+    return OfflineNotebookRenderer()
+
+
+def export_html(notebook: str | Path, output: str | Path | None = None) -> Path:
+    """An executed notebook as one HTML page that loads nothing from the network."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from benchkit.store import atomic_write
+
+    notebook = Path(notebook)
+    output = Path(output) if output else notebook.with_suffix(".html")
+    exporter = HTMLExporter(mathjax_url="", require_js_url="")
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    atomic_write(output, body)
+    return output
 
 
 def execute(config: RunConfig, resume=None) -> Path:

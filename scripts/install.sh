@@ -13,13 +13,19 @@ LLAMA_CPP_PYTHON_VERSION=0.3.36
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 PYTHON="${PYTHON:-python3}"
 
-if ! command -v bwrap >/dev/null 2>&1; then
+# Debian packages: bubblewrap, the sandbox for generated code; chromium, the browser the
+# report tests open pages in (development only: set BENCHKIT_NO_BROWSER=1 to skip it)
+packages=()
+command -v bwrap >/dev/null 2>&1 || packages+=(bubblewrap)
+[ -n "${BENCHKIT_NO_BROWSER:-}" ] || command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing bubblewrap (the sandbox for generated code)"
-    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    echo "installing ${packages[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
   else
-    echo "warning: bubblewrap (bwrap) is not installed; generated code will run without namespaces." >&2
-    echo "         Debian/Ubuntu: sudo apt-get install bubblewrap" >&2
+    echo "warning: not installed: ${packages[*]} (Debian/Ubuntu: sudo apt-get install ${packages[*]})." >&2
+    echo "         Without bubblewrap generated code runs without namespaces; without chromium" >&2
+    echo "         the report tests fail." >&2
   fi
 fi
 

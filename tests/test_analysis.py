@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from benchkit.analysis import compare, markdown_table, runs_table, samples_table
+from benchkit.analysis import (category_table, compare, difficulty_table, markdown_table, pairwise,
+                                problem_matrix, runs_table, samples_table, score_interval)
 from benchkit.config import RunConfig
 from benchkit.errors import BenchkitError, StoreError
 from benchkit.runner import run
@@ -15,11 +16,11 @@ SEED_RUN = {"timestamp": "2025-03-01T10:00:00", "benchmark": "human_eval", "mode
                         "difficulty_scores": {}, "failed_tasks": []}}
 
 
-def make_run(store, run_id, passed, benchmark="human_eval", problems=40):
+def make_run(store, run_id, passed, benchmark="human_eval", problems=40, **results):
     store.save({"run_id": run_id, "benchmark": benchmark, "model": run_id, "status": "complete",
                 "config": {"model_quant": "Q4_K_M", "temperature": 0.0},
                 "results": {"score": 100 * len(passed) / problems, "time_taken": 1.0,
-                            "total_problems": problems}})
+                            "total_problems": problems, **results}})
     with store.sample_log(run_id) as log:
         for i in range(problems):
             log.write({"task_id": f"T/{i}", "sample": 0, "passed": i in passed})
@@ -65,10 +66,13 @@ def test_seed_format_runs_load_but_cannot_be_paired(store):
     make_run(store, "a", {0})
     table = runs_table(store.dir)
     assert list(table.model) == ["seed-model", "a"] and table.status.iloc[0] == "complete"
+    assert table.ci_low[0] < 10.0 < table.ci_high[0]  # an interval from the seed's own totals
     assert samples_table("#0", store.dir).empty
     assert "| seed-model | human_eval |" in markdown_table(store.dir)
-    with pytest.raises(StoreError, match="no run with run_id"):
+    with pytest.raises(BenchkitError, match="no per-sample records"):
         compare("#0", "a", store.dir)
+    (pair,) = pairwise(runs_table(store.dir), store.dir).itertuples()
+    assert pair.run_a == "#0" and pair.verdict.startswith("not paired: run #0 has no per-sample records")
 
 
 def test_broken_results_file_is_named_and_kept(results_dir):
@@ -89,3 +93,62 @@ def test_two_real_runs_compared_from_the_cli(results_dir):
     done = benchkit_cli("compare", first["run_id"], second["run_id"], "--results-dir", results_dir)
     assert done.returncode == 0, done.stderr
     assert "on 4 problems" in done.stdout and "McNemar exact p" in done.stdout
+
+
+def test_runs_are_selected_by_benchmark_model_or_id_in_the_order_given(store):
+    make_run(store, "a", {0})
+    make_run(store, "b", {0, 1})
+    make_run(store, "l", {0}, benchmark="lcb")
+    assert list(runs_table(store.dir, run_ids=["b", "a"]).run_id) == ["b", "a"]
+    assert list(runs_table(store.dir, benchmark="human_eval").run_id) == ["#0", "a", "b"]
+    assert list(runs_table(store.dir, models=["b", "l"]).run_id) == ["b", "l"]
+    with pytest.raises(StoreError, match=r"no run with run_id 'zz'; stored runs: #0, a, b, l"):
+        runs_table(store.dir, run_ids=["a", "zz"])
+
+
+def test_score_interval_is_wilsons():
+    low, high = score_interval(0.0, 30)  # a bootstrap would say [0, 0]
+    assert low == 0 and high == pytest.approx(100 * 1.959964**2 / (30 + 1.959964**2), rel=1e-6)
+    low, high = score_interval(50.0, 100)
+    assert (low, high) == (pytest.approx(40.383, abs=1e-3), pytest.approx(59.617, abs=1e-3))
+
+
+def test_tables_per_difficulty_category_and_problem(store):
+    make_run(store, "a", {0, 1}, problems=4, difficulty_scores={"hard": 0.0, "easy": 50.0},
+             categories={"passed": 2, "wrong_answer": 1, "truncated": 1})
+    make_run(store, "b", {1}, problems=4, difficulty_scores={"easy": 25.0, "medium": 0.0},
+             categories={"passed": 1, "wrong_answer": 3})
+    runs = runs_table(store.dir, run_ids=["a", "b"])
+    difficulty = difficulty_table(runs, store.dir)
+    assert list(difficulty.columns) == ["easy", "medium", "hard"]
+    assert difficulty.loc[runs.label[0]].tolist()[::2] == [50.0, 0.0]
+    categories = category_table(runs, store.dir)
+    assert list(categories.columns) == ["wrong_answer", "passed", "truncated"]
+    assert categories.loc[runs.label[1]].tolist() == [3, 1, 0]
+    matrix = problem_matrix(runs, store.dir)
+    assert matrix.shape == (4, 2) and matrix.sum().tolist() == [2.0, 1.0]
+    (pair,) = pairwise(runs, store.dir).itertuples()
+    assert (pair.only_a, pair.only_b, pair.difference) == (1, 0, -25.0)
+
+
+def test_report_of_hand_built_runs(store, tmp_path):
+    from benchkit.report import write_report
+
+    make_run(store, "a", {0, 1})
+    make_run(store, "l", {0}, benchmark="lcb", difficulty_scores={"easy": 2.5})
+    out = write_report(store.dir, tmp_path / "r.html")
+    text = out.read_text()
+    assert "human_eval: 2 run(s)" in text and "lcb: 1 run(s)" in text
+    assert "not paired: run #0 has no per-sample records" in text
+    assert "pass@1 by difficulty" in text and "seed-model" in text
+    with pytest.raises(BenchkitError, match="no stored runs of benchmark 'x'"):
+        write_report(store.dir, tmp_path / "none.html", benchmark="x")
+
+
+def test_report_on_a_broken_results_file_writes_nothing(results_dir, tmp_path):
+    results_dir.mkdir()
+    path = results_dir / "benchmark_results.json"
+    path.write_text('{"runs": [1')
+    done = benchkit_cli("report", "--results-dir", results_dir, "--out", tmp_path / "r.html")
+    assert done.returncode == 1 and str(path) in done.stderr and "not valid JSON" in done.stderr
+    assert path.read_text() == '{"runs": [1' and not (tmp_path / "r.html").exists()
