@@ -1,4 +1,5 @@
-"""Notebook side of benchkit: run from papermill parameters, show a run, execute a report.
+"""Notebook side of benchkit: run from papermill parameters, show a run, compare runs (widgets
+or static), execute a notebook under papermill and export it as an offline HTML page.
 
 The notebooks in `notebooks/` only call these functions, so they stay thin.
 """
