@@ -100,7 +100,8 @@ def show_comparison(results_dir="results", benchmark=None, run_ids=None, models=
         display(Markdown(f"## {name}: {len(runs)} run(s)"))
         for title, content in report.sections(runs, results_dir):
             display(Markdown(f"### {title}"))
-            display(Markdown(f"```\n{content}\n```") if isinstance(content, str) else content)
+            with pd.option_context("display.max_colwidth", None):  # verdicts in full
+                display(Markdown(f"```\n{content}\n```") if isinstance(content, str) else content)
 
 
 def comparison_picker(results_dir="results", benchmark=None):
