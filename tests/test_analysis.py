@@ -16,9 +16,9 @@ SEED_RUN = {"timestamp": "2025-03-01T10:00:00", "benchmark": "human_eval", "mode
                         "difficulty_scores": {}, "failed_tasks": []}}
 
 
-def make_run(store, run_id, passed, benchmark="human_eval", problems=40, **results):
+def make_run(store, run_id, passed, benchmark="human_eval", problems=40, quant="Q4_K_M", **results):
     store.save({"run_id": run_id, "benchmark": benchmark, "model": run_id, "status": "complete",
-                "config": {"model_quant": "Q4_K_M", "temperature": 0.0},
+                "config": {"model_quant": quant, "temperature": 0.0, "gpu_layers": -1},
                 "results": {"score": 100 * len(passed) / problems, "time_taken": 1.0,
                             "total_problems": problems, **results}})
     with store.sample_log(run_id) as log:
@@ -135,10 +135,12 @@ def test_report_of_hand_built_runs(store, tmp_path):
     from benchkit.report import write_report
 
     make_run(store, "a", {0, 1})
+    make_run(store, "q8", {0, 1, 2}, quant="Q8_0")
     make_run(store, "l", {0}, benchmark="lcb", difficulty_scores={"easy": 2.5})
     out = write_report(store.dir, tmp_path / "r.html")
     text = out.read_text()
-    assert "human_eval: 2 run(s)" in text and "lcb: 1 run(s)" in text
+    assert "human_eval: 3 run(s)" in text and "lcb: 1 run(s)" in text
+    assert "pass@1 by quant" in text and "pass@1 by gpu_layers" in text  # the seed's 99 vs -1
     assert "not paired: run #0 has no per-sample records" in text
     assert "pass@1 by difficulty" in text and "seed-model" in text
     with pytest.raises(BenchkitError, match="no stored runs of benchmark 'x'"):
