@@ -38,6 +38,8 @@ def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None
         records = {r: records[r] for r in run_ids}
     rows = [_run_row(run_id, run) for run_id, run in records.items()]
     table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    clash = table.label.duplicated(keep=False)  # tables and figures are keyed by label
+    table.loc[clash, "label"] = table.label[clash].str.replace(r"\[.*\]$", "", regex=True) + "[" + table.run_id[clash] + "]"
     if benchmark is not None:
         table = table[table.benchmark == benchmark]
     if models is not None:
@@ -49,12 +51,14 @@ def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None
 
 def _records(results_dir) -> dict[str, dict]:
     runs = ResultsStore(results_dir).runs()
-    return {run.get("run_id", f"#{i}"): run for i, run in enumerate(runs)}
+    return {run.get("run_id") or f"#{i}": run for i, run in enumerate(runs)}
 
 
 def _run_row(run_id: str, run: dict) -> dict:
     config, results = run.get("config") or {}, run.get("results") or {}
-    problems, score = results.get("total_problems"), results.get("score")
+    status = run.get("status", "complete")
+    problems = results.get("total_problems")
+    score = results.get("score") if status == "complete" else None  # partial: not a score
     low, high = score_interval(score, problems)
     quant = config.get("model_quant", "")
     return {
@@ -63,7 +67,7 @@ def _run_row(run_id: str, run: dict) -> dict:
         "gpu_layers": config.get("gpu_layers"), "backend": config.get("backend", ""),
         "settings": settings_text(config), "problems": problems, "solved": results.get("total_passed"),
         "score": score, "ci_low": low, "ci_high": high, "time_s": results.get("time_taken"),
-        "date": str(run.get("timestamp", ""))[:19], "status": run.get("status", "complete"),
+        "date": str(run.get("timestamp", ""))[:19], "status": status,
     }
 
 
@@ -138,7 +142,8 @@ def _finished_scores(store: ResultsStore, run_id: str, run: dict) -> pd.Series:
                             "a paired comparison needs them", where=str(store.samples_file(run_id)))
     expected = (run.get("results") or {}).get("total_problems")
     if expected and len(scores) != expected:
-        raise BenchkitError(f"run {run_id} is unfinished ({len(scores)} of {expected} problems)")
+        raise BenchkitError(f"run {run_id} is unfinished ({len(scores)} of {expected} problems)",
+                            where=str(store.samples_file(run_id)))
     return scores
 
 
@@ -146,7 +151,10 @@ def _problem_scores(store: ResultsStore, run_id: str) -> pd.Series | None:
     samples = store.samples(run_id) if not run_id.startswith("#") else []
     if not samples:
         return None
-    return pd.DataFrame(samples).groupby("task_id")["passed"].mean()
+    frame = pd.DataFrame(samples)
+    if not {"task_id", "passed"} <= set(frame.columns) or frame[["task_id", "passed"]].isna().any(axis=None):
+        raise StoreError('every sample record needs "task_id" and "passed"', where=str(store.samples_file(run_id)))
+    return frame.groupby("task_id")["passed"].mean()
 
 
 # ------------------------------------------------------------------------ paired comparison
@@ -157,11 +165,12 @@ class Comparison:
     problems: int
     score_a: float
     score_b: float
-    only_a: int  # problems A solves and B does not (one sample each: pass/fail flips)
+    only_a: int  # problems where A does better than B (one sample each: solved by A only)
     only_b: int
-    p_value: float  # McNemar's exact test on the flips
+    p_value: float
     ci_low: float  # paired bootstrap 95 % interval of score_b - score_a, in points
     ci_high: float
+    test: str = "McNemar exact"  # on the flips; "Wilcoxon signed-rank" with several samples
 
     @property
     def difference(self) -> float:
@@ -179,34 +188,49 @@ class Comparison:
     def summary(self) -> str:
         return (f"{self.run_a} {self.score_a:.2f}% vs {self.run_b} {self.score_b:.2f}% on {self.problems} "
                 f"problems: difference {self.difference:+.2f} points (95% CI {self.ci_low:+.2f} to "
-                f"{self.ci_high:+.2f}); solved only by A: {self.only_a}, only by B: {self.only_b}; "
-                f"McNemar exact p = {self.p_value:.3g} — {self.verdict}")
+                f"{self.ci_high:+.2f}); better on A: {self.only_a} problems, on B: {self.only_b}; "
+                f"{self.test} p = {self.p_value:.3g} — {self.verdict}")
 
 
 def compare(run_a: str, run_b: str, results_dir="results", seed: int = 0) -> Comparison:
-    """Pair two runs of the same benchmark problem by problem."""
-    from scipy.stats import binomtest
-
+    """Pair two runs of the same benchmark problem by problem. One sample per problem: McNemar's
+    exact test on the problems solved by one run only; several: Wilcoxon's signed-rank test on
+    the per-problem pass rates. Either way a paired bootstrap interval of the difference."""
     store, records = ResultsStore(results_dir), _records(results_dir)
     runs_table(results_dir, run_ids=[run_a, run_b])  # both exist, or a StoreError naming the others
+    if run_a == run_b:
+        raise BenchkitError(f"run {run_a} compared with itself; give two different runs")
     bench_a, bench_b = records[run_a].get("benchmark"), records[run_b].get("benchmark")
     if bench_a != bench_b:
-        raise BenchkitError(f"runs of different benchmarks cannot be paired ({bench_a} vs {bench_b})")
+        raise BenchkitError(f"runs of different benchmarks cannot be paired ({bench_a} vs {bench_b})",
+                            where=f"{run_a}, {run_b}")
     a, b = (_finished_scores(store, r, records[r]) for r in (run_a, run_b))
     if set(a.index) != set(b.index):
         raise BenchkitError(
             f"runs cover different problems ({len(set(a.index) - set(b.index))} only in {run_a}, "
-            f"{len(set(b.index) - set(a.index))} only in {run_b}); compare runs over the same set")
+            f"{len(set(b.index) - set(a.index))} only in {run_b}); compare runs over the same set",
+            where=f"{run_a}, {run_b}")
     b = b[a.index]
-    only_a, only_b = int(((a >= 0.5) & (b < 0.5)).sum()), int(((b >= 0.5) & (a < 0.5)).sum())
-    flips = only_a + only_b
-    p_value = binomtest(min(only_a, only_b), flips, 0.5).pvalue if flips else 1.0
+    only_a, only_b = int((a > b).sum()), int((b > a).sum())
     diffs = (b.to_numpy(float) - a.to_numpy(float)) * 100
+    several = any((records[r].get("config") or {}).get("num_samples", 1) > 1 for r in (run_a, run_b))
+    test, p_value = _paired_test(diffs, only_a, only_b, several)
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP_SAMPLES, len(diffs)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return Comparison(run_a, run_b, len(a), float(a.mean() * 100), float(b.mean() * 100),
-                      only_a, only_b, float(p_value), float(low), float(high))
+                      only_a, only_b, float(p_value), float(low), float(high), test)
+
+
+def _paired_test(diffs, only_a: int, only_b: int, several: bool) -> tuple[str, float]:
+    from scipy.stats import binomtest, wilcoxon
+
+    if not several:
+        flips = only_a + only_b
+        return "McNemar exact", binomtest(min(only_a, only_b), flips, 0.5).pvalue if flips else 1.0
+    if not diffs.any():
+        return "Wilcoxon signed-rank", 1.0
+    return "Wilcoxon signed-rank", float(wilcoxon(diffs, zero_method="wilcox").pvalue)
 
 
 def pairwise(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
@@ -220,5 +244,5 @@ def pairwise(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
         except BenchkitError as exc:
             rows.append({"run_a": a, "run_b": b, "verdict": f"not paired: {exc.message}"})
     columns = ["run_a", "run_b", "problems", "score_a", "score_b", "difference", "ci_low", "ci_high",
-               "only_a", "only_b", "p_value", "verdict"]
+               "only_a", "only_b", "test", "p_value", "verdict"]
     return pd.DataFrame(rows, columns=columns)

@@ -116,6 +116,10 @@ def comparison_picker(results_dir="results", benchmark=None):
     pio.renderers.default = "plotly_mimetype"
     table = analysis.runs_table(results_dir, finished_only=True)
     benchmarks = sorted(table.benchmark.dropna().unique())
+    if not benchmarks or (benchmark is not None and benchmark not in benchmarks):
+        raise BenchkitError(f"no finished runs{f' of benchmark {benchmark!r}' if benchmark else ''} "
+                            f"to compare (finished runs exist for: {', '.join(benchmarks) or 'none'})",
+                            where=str(Path(results_dir) / "benchmark_results.json"))
     pick_benchmark = widgets.Dropdown(options=benchmarks, value=benchmark or (benchmarks or [None])[0],
                                       description="benchmark")
     pick_models = widgets.SelectMultiple(description="models", rows=6)
@@ -179,7 +183,9 @@ def export_html(notebook: str | Path, output: str | Path | None = None) -> Path:
     notebook = Path(notebook)
     output = Path(output) if output else notebook.with_suffix(".html")
     exporter = HTMLExporter(mathjax_url="", require_js_url="")
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata.pop("widgets", None)  # live widgets need a kernel; their saved state needs a CDN
+    body, _ = exporter.from_notebook_node(nb)
     atomic_write(output, body)
     return output
 

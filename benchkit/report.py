@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchkit import analysis, figures
-from benchkit.errors import BenchkitError
+from benchkit.errors import BenchkitError, ConfigError, StoreError
 from benchkit.store import ResultsStore, atomic_write
 
 RUN_VIEW = ["label", "run_id", "model", "quant", "backend", "gpu_layers", "settings", "problems",
@@ -28,6 +28,7 @@ def select(results_dir="results", benchmark=None, run_ids=None, models=None) -> 
     if runs.empty:
         wanted = f" of benchmark {benchmark!r}" if benchmark else ""
         raise BenchkitError(f"no stored runs{wanted} to compare", where=str(ResultsStore(results_dir).file))
+    runs = runs.fillna({"benchmark": "(no benchmark)"})
     return {name: group.reset_index(drop=True) for name, group in runs.groupby("benchmark", sort=True)}
 
 
@@ -37,8 +38,8 @@ def sections(runs: pd.DataFrame, results_dir="results") -> list[tuple[str, objec
              ("Seed-style table", analysis.markdown_table(results_dir, runs))]
     pairs = analysis.pairwise(runs, results_dir)
     if len(pairs):
-        shown.append(("Paired comparisons (McNemar exact test, paired bootstrap 95% CI in points)",
-                      pairs.round(4)))
+        pairs = pairs.round(2).assign(p_value=pairs.p_value.map(lambda p: "" if pd.isna(p) else f"{p:.3g}"))
+        shown.append(("Paired comparisons (95% CI: paired bootstrap, in points)", pairs))
     shown += [("Score per run", figures.score_figure(runs)),
               ("Score against wall time", figures.time_figure(runs))]
     for setting in ("quant", "gpu_layers", "backend"):
@@ -65,8 +66,8 @@ def write_report(results_dir="results", output: str | Path | None = None, benchm
     """One HTML file with every benchmark's comparison; written atomically."""
     from plotly.offline import get_plotlyjs
 
+    output = _output_path(results_dir, output)
     groups = select(results_dir, benchmark, run_ids, models)
-    output = Path(output) if output else Path(results_dir) / "reports" / f"compare-{datetime.now():%Y%m%d-%H%M%S}.html"
     body = [f"<h1>benchkit comparison</h1><p class='meta'>{html.escape(str(ResultsStore(results_dir).file))}"
             f" — generated {datetime.now():%Y-%m-%d %H:%M}</p>"]
     for name, runs in groups.items():
@@ -75,8 +76,21 @@ def write_report(results_dir="results", output: str | Path | None = None, benchm
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>benchkit comparison</title>"
             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>"
             f"<body>{''.join(body)}</body></html>")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(output, page)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, page)
+    except OSError as exc:
+        raise StoreError(f"cannot write the report: {exc.strerror}", where=str(output)) from None
+    return output
+
+
+def _output_path(results_dir, output) -> Path:
+    """Where the report goes: an .html file, never one of the stored results."""
+    if output is None:
+        return Path(results_dir) / "reports" / f"compare-{datetime.now():%Y%m%d-%H%M%S}.html"
+    output = Path(output)
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError("the report is an HTML file: give a path ending in .html", where=str(output))
     return output
 
 

@@ -154,3 +154,61 @@ def test_report_on_a_broken_results_file_writes_nothing(results_dir, tmp_path):
     done = benchkit_cli("report", "--results-dir", results_dir, "--out", tmp_path / "r.html")
     assert done.returncode == 1 and str(path) in done.stderr and "not valid JSON" in done.stderr
     assert path.read_text() == '{"runs": [1' and not (tmp_path / "r.html").exists()
+
+
+def test_runs_whose_labels_would_clash_stay_apart(store):
+    make_run(store, "exp1-greedy", {0}, categories={"passed": 1, "wrong_answer": 39})
+    make_run(store, "exp2-greedy", {0, 1}, categories={"passed": 2, "wrong_answer": 38})
+    store.save({**store.get("exp2-greedy"), "model": "exp1-greedy"})  # same model, same id tail
+    runs = runs_table(store.dir, run_ids=["exp1-greedy", "exp2-greedy"])
+    assert runs.label.is_unique
+    assert len(category_table(runs, store.dir)) == 2 and problem_matrix(runs, store.dir).shape == (40, 2)
+    done = benchkit_cli("compare", "exp1-greedy", "exp2-greedy", "--results-dir", store.dir)
+    assert done.returncode == 0, done.stderr
+
+
+def test_several_samples_per_problem_use_a_signed_rank_test(store):
+    for run_id, passes in (("a", 10), ("b", 11)):
+        store.save({"run_id": run_id, "benchmark": "human_eval", "model": "m", "status": "complete",
+                    "config": {"num_samples": 20}, "results": {"score": passes * 5.0, "total_problems": 40}})
+        with store.sample_log(run_id) as log:
+            for i in range(40):
+                for j in range(20):
+                    log.write({"task_id": f"T/{i}", "sample": j, "passed": j < passes})
+    result = compare("a", "b", store.dir)
+    assert result.test == "Wilcoxon signed-rank" and result.difference == pytest.approx(5.0)
+    assert (result.only_a, result.only_b) == (0, 40) and result.significant  # better on every problem
+
+
+def test_odd_stored_runs_are_named_not_crashed_on(store):
+    data = json.loads(store.file.read_text())
+    data["runs"].append({**SEED_RUN, "run_id": None, "model": "null-id"})
+    store.file.write_text(json.dumps(data))
+    make_run(store, "a", {0})
+    store.save({**store.get("a"), "run_id": "cut", "status": "interrupted"})
+    table = runs_table(store.dir)
+    assert list(table.run_id) == ["#0", "#1", "a", "cut"]
+    assert table.score.isna().tolist() == [False, False, False, True]  # a partial run has no score
+    with pytest.raises(BenchkitError, match="compared with itself"):
+        compare("a", "a", store.dir)
+    store.samples_file("b").write_text('{"task_id": "T/0"}\n')
+    store.save({**store.get("a"), "run_id": "b"})
+    with pytest.raises(StoreError, match='needs "task_id" and "passed"') as exc:
+        compare("a", "b", store.dir)
+    assert str(store.samples_file("b")) in str(exc.value)
+
+
+def test_report_never_overwrites_stored_results(store):
+    make_run(store, "a", {0})
+    before = store.file.read_bytes()
+    done = benchkit_cli("report", "--results-dir", store.dir, "--out", store.file)
+    assert done.returncode == 2 and "ending in .html" in done.stderr
+    assert store.file.read_bytes() == before
+
+
+def test_picker_names_a_benchmark_without_finished_runs(store):
+    from benchkit.notebook import comparison_picker
+
+    make_run(store, "a", {0})
+    with pytest.raises(BenchkitError, match=r"no finished runs of benchmark 'lcb' .*human_eval"):
+        comparison_picker(store.dir, "lcb")

@@ -85,6 +85,7 @@ def test_compare_notebook_with_widgets_under_a_real_kernel(real_runs, tmp_path):
     assert len(views) == 1
     state = json.dumps(nb.metadata.get("widgets", {}))
     assert "SelectMultiple" in state and "human_eval" in state
+    assert "unpkg" not in export_html(executed).read_text()  # the saved widget state needs a CDN
 
 
 def test_picking_models_and_runs_then_compare(real_runs, capsys):
