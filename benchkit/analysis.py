@@ -7,6 +7,7 @@ scores, times and difficulty scores, but no per-problem verdicts, so they are ne
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import asdict, dataclass
 
@@ -31,15 +32,13 @@ def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None
     (in the order given); unknown run ids are an error that lists the known ones."""
     records = _records(results_dir)
     if run_ids is not None:
-        missing = [r for r in run_ids if r not in records]
-        if missing:
-            raise StoreError(f"no run with run_id {', '.join(map(repr, missing))}; stored runs: "
-                             f"{', '.join(records) or 'none'}", where=str(ResultsStore(results_dir).file))
-        records = {r: records[r] for r in run_ids}
+        records = _pick(records, run_ids, results_dir)
     rows = [_run_row(run_id, run) for run_id, run in records.items()]
     table = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    clash = table.label.duplicated(keep=False)  # tables and figures are keyed by label
-    table.loc[clash, "label"] = table.label[clash].str.replace(r"\[.*\]$", "", regex=True) + "[" + table.run_id[clash] + "]"
+    # tables and figures are keyed by label: the run id's tail, or all of it where tails clash
+    tail = table.run_id.str[-6:]
+    clash = (table.label + tail).duplicated(keep=False)
+    table["label"] = table.label + " [" + tail.where(~clash, table.run_id) + "]"
     if benchmark is not None:
         table = table[table.benchmark == benchmark]
     if models is not None:
@@ -54,6 +53,15 @@ def _records(results_dir) -> dict[str, dict]:
     return {run.get("run_id") or f"#{i}": run for i, run in enumerate(runs)}
 
 
+def _pick(records: dict[str, dict], run_ids, results_dir) -> dict[str, dict]:
+    """The records of `run_ids`, in that order; unknown ids are a StoreError listing the known."""
+    missing = [r for r in run_ids if r not in records]
+    if missing:
+        raise StoreError(f"no run with run_id {', '.join(map(repr, missing))}; stored runs: "
+                         f"{', '.join(records) or 'none'}", where=str(ResultsStore(results_dir).file))
+    return {r: records[r] for r in run_ids}
+
+
 def _run_row(run_id: str, run: dict) -> dict:
     config, results = run.get("config") or {}, run.get("results") or {}
     status = run.get("status", "complete")
@@ -62,7 +70,7 @@ def _run_row(run_id: str, run: dict) -> dict:
     low, high = score_interval(score, problems)
     quant = config.get("model_quant", "")
     return {
-        "run_id": run_id, "label": f"{run.get('model')} {quant} [{run_id[-6:]}]".replace("  ", " "),
+        "run_id": run_id, "label": f"{run.get('model')} {quant}".strip(),
         "benchmark": run.get("benchmark"), "model": run.get("model"), "quant": quant,
         "gpu_layers": config.get("gpu_layers"), "backend": config.get("backend", ""),
         "settings": settings_text(config), "problems": problems, "solved": results.get("total_passed"),
@@ -196,15 +204,20 @@ def compare(run_a: str, run_b: str, results_dir="results", seed: int = 0) -> Com
     """Pair two runs of the same benchmark problem by problem. One sample per problem: McNemar's
     exact test on the problems solved by one run only; several: Wilcoxon's signed-rank test on
     the per-problem pass rates. Either way a paired bootstrap interval of the difference."""
-    store, records = ResultsStore(results_dir), _records(results_dir)
-    runs_table(results_dir, run_ids=[run_a, run_b])  # both exist, or a StoreError naming the others
+    records = _pick(_records(results_dir), [run_a, run_b], results_dir)
+    store = ResultsStore(results_dir)
+    return _compare(run_a, run_b, records, lambda r: _finished_scores(store, r, records[r]), seed)
+
+
+def _compare(run_a: str, run_b: str, records: dict, scores, seed: int) -> Comparison:
+    """`compare` on loaded records; `scores(run_id)` gives a run's per-problem scores."""
     if run_a == run_b:
         raise BenchkitError(f"run {run_a} compared with itself; give two different runs")
     bench_a, bench_b = records[run_a].get("benchmark"), records[run_b].get("benchmark")
     if bench_a != bench_b:
         raise BenchkitError(f"runs of different benchmarks cannot be paired ({bench_a} vs {bench_b})",
                             where=f"{run_a}, {run_b}")
-    a, b = (_finished_scores(store, r, records[r]) for r in (run_a, run_b))
+    a, b = scores(run_a), scores(run_b)
     if set(a.index) != set(b.index):
         raise BenchkitError(
             f"runs cover different problems ({len(set(a.index) - set(b.index))} only in {run_a}, "
@@ -236,10 +249,11 @@ def _paired_test(diffs, only_a: int, only_b: int, several: bool) -> tuple[str, f
 def pairwise(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
     """`compare` for every pair of the given runs; a pair that cannot be paired gets the reason
     as its verdict instead of statistics."""
-    rows = []
+    records, store, rows = _records(results_dir), ResultsStore(results_dir), []
+    scores = functools.cache(lambda r: _finished_scores(store, r, records[r]))  # read each run once
     for a, b in itertools.combinations(runs.run_id, 2):
         try:
-            result = compare(a, b, results_dir)
+            result = _compare(a, b, records, scores, seed=0)
             rows.append({**asdict(result), "difference": result.difference, "verdict": result.verdict})
         except BenchkitError as exc:
             rows.append({"run_a": a, "run_b": b, "verdict": f"not paired: {exc.message}"})

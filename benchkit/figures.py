@@ -11,11 +11,16 @@ import pandas as pd
 HOVER = ["run_id", "model", "quant", "settings", "problems", "solved"]
 
 
+def _with_error_bars(runs: pd.DataFrame, **columns) -> pd.DataFrame:
+    """The runs with their 95 % interval as plotly's error bar lengths (and any other columns)."""
+    return runs.assign(err_plus=runs.ci_high - runs.score, err_minus=runs.score - runs.ci_low, **columns)
+
+
 def score_figure(runs: pd.DataFrame):
     """pass@1 per run with its 95 % interval: overlapping bars are not a ranking."""
     import plotly.express as px
 
-    frame = runs.assign(err_plus=runs.ci_high - runs.score, err_minus=runs.score - runs.ci_low)
+    frame = _with_error_bars(runs)
     fig = px.bar(frame, x="label", y="score", error_y="err_plus", error_y_minus="err_minus",
                  color="model", hover_data=HOVER + ["ci_low", "ci_high"],
                  labels={"label": "run", "score": "pass@1 %"},
@@ -27,7 +32,7 @@ def time_figure(runs: pd.DataFrame):
     """Score against wall time: the runs worth publishing sit top left."""
     import plotly.express as px
 
-    frame = runs.assign(err_plus=runs.ci_high - runs.score, err_minus=runs.score - runs.ci_low)
+    frame = _with_error_bars(runs)
     return px.scatter(frame, x="time_s", y="score", error_y="err_plus", error_y_minus="err_minus",
                       color="model", symbol="quant", hover_data=HOVER + ["label"],
                       labels={"time_s": "wall time (s)", "score": "pass@1 %"},
@@ -38,8 +43,7 @@ def setting_figure(runs: pd.DataFrame, setting: str):
     """Score against one setting (quant, gpu_layers, backend, …), one colour per model."""
     import plotly.express as px
 
-    frame = runs.assign(**{setting: runs[setting].astype(str)},
-                        err_plus=runs.ci_high - runs.score, err_minus=runs.score - runs.ci_low)
+    frame = _with_error_bars(runs, **{setting: runs[setting].astype(str)})
     return px.scatter(frame.sort_values(setting), x=setting, y="score", color="model",
                       error_y="err_plus", error_y_minus="err_minus", hover_data=HOVER + ["label"],
                       labels={"score": "pass@1 %"}, title=f"pass@1 by {setting}")

@@ -120,7 +120,7 @@ def comparison_picker(results_dir="results", benchmark=None):
         raise BenchkitError(f"no finished runs{f' of benchmark {benchmark!r}' if benchmark else ''} "
                             f"to compare (finished runs exist for: {', '.join(benchmarks) or 'none'})",
                             where=str(Path(results_dir) / "benchmark_results.json"))
-    pick_benchmark = widgets.Dropdown(options=benchmarks, value=benchmark or (benchmarks or [None])[0],
+    pick_benchmark = widgets.Dropdown(options=benchmarks, value=benchmark or benchmarks[0],
                                       description="benchmark")
     pick_models = widgets.SelectMultiple(description="models", rows=6)
     pick_runs = widgets.SelectMultiple(description="runs", rows=8, layout={"width": "480px"})
