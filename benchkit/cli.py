@@ -196,13 +196,14 @@ def _selfcheck(args) -> int:
 def _compare(args) -> int:
     from benchkit import analysis
 
+    result = analysis.compare(args.run_a, args.run_b, args.results_dir)  # refused before any output
     runs = analysis.runs_table(args.results_dir, run_ids=[args.run_a, args.run_b])
     columns = ["run_id", "model", "quant", "settings", "problems", "solved", "score", "ci_low", "ci_high", "time_s"]
     print(runs[columns].round(2).to_string(index=False))
     categories = analysis.category_table(runs, args.results_dir)
     if not categories.empty:
         print("\nsamples per category:\n" + categories.set_axis(runs.run_id).to_string())
-    print("\n" + analysis.compare(args.run_a, args.run_b, args.results_dir).summary())
+    print("\n" + result.summary())
     return 0
 
 
