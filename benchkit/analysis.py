@@ -63,24 +63,25 @@ def _pick(records: dict[str, dict], run_ids, results_dir) -> dict[str, dict]:
 
 
 def _run_row(run_id: str, run: dict) -> dict:
-    config, results = run.get("config") or {}, run.get("results") or {}
-    status = run.get("status", "complete")
+    config, results = run["config"], run["results"]
+    settings = config["settings"]
+    status = run["status"]
     problems = results.get("total_problems")
     score = results.get("score") if status == "complete" else None  # partial: not a score
     low, high = score_interval(score, problems)
-    quant = config.get("model_quant", "")
+    quant = config["model"].get("quant") or ""
     return {
         "run_id": run_id, "label": f"{run.get('model')} {quant}".strip(),
         "benchmark": run.get("benchmark"), "model": run.get("model"), "quant": quant,
-        "gpu_layers": config.get("gpu_layers"), "backend": config.get("backend", ""),
-        "settings": settings_text(config), "problems": problems, "solved": results.get("total_passed"),
+        "gpu_layers": config.get("gpu_layers"), "backend": settings.get("backend", ""),
+        "settings": settings_text(settings), "problems": problems, "solved": results.get("total_passed"),
         "score": score, "ci_low": low, "ci_high": high, "time_s": results.get("time_taken"),
         "date": str(run.get("timestamp", ""))[:19], "status": status,
     }
 
 
-def settings_text(config: dict) -> str:
-    return ", ".join(f"{key}={config[key]}" for key in SETTINGS if config.get(key) is not None)
+def settings_text(settings: dict) -> str:
+    return ", ".join(f"{key}={settings[key]}" for key in SETTINGS if settings.get(key) is not None)
 
 
 def score_interval(score: float | None, problems: int | None) -> tuple[float, float]:
@@ -117,7 +118,8 @@ def _number(value, spec: str) -> str:
 def difficulty_table(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
     """pass@1 % per difficulty (LiveCodeBench's easy/medium/hard), one row per run."""
     records = _records(results_dir)
-    rows = {row.label: (records[row.run_id].get("results") or {}).get("difficulty_scores") or {}
+    rows = {row.label: {name: value.get("score")
+                        for name, value in records[row.run_id]["results"]["difficulty_scores"].items()}
             for row in runs.itertuples()}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     ordered = [d for d in DIFFICULTIES if d in frame] + sorted(set(frame) - set(DIFFICULTIES))
@@ -127,7 +129,7 @@ def difficulty_table(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
 def category_table(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
     """Samples per verdict category (passed, wrong_answer, truncated, …), one row per run."""
     records = _records(results_dir)
-    rows = {row.label: (records[row.run_id].get("results") or {}).get("categories") or {}
+    rows = {row.label: records[row.run_id]["results"].get("categories") or {}
             for row in runs.itertuples()}
     frame = pd.DataFrame.from_dict(rows, orient="index").fillna(0).astype(int)
     frame = frame[frame.sum().sort_values(ascending=False).index] if len(frame.columns) else frame
@@ -226,7 +228,7 @@ def _compare(run_a: str, run_b: str, records: dict, scores, seed: int) -> Compar
     b = b[a.index]
     only_a, only_b = int((a > b).sum()), int((b > a).sum())
     diffs = (b.to_numpy(float) - a.to_numpy(float)) * 100
-    several = any((records[r].get("config") or {}).get("num_samples", 1) > 1 for r in (run_a, run_b))
+    several = any(records[r]["config"]["settings"].get("num_samples", 1) > 1 for r in (run_a, run_b))
     test, p_value = _paired_test(diffs, only_a, only_b, several)
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP_SAMPLES, len(diffs)))].mean(axis=1)

@@ -5,47 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import typing
 from pathlib import Path
 
+from benchkit.config import RunConfig, fields, flag
 from benchkit.errors import BenchkitError
 
-# flag -> RunConfig field; every flag defaults to "not given" so YAML values are not overridden
-RUN_FLAGS = {
-    "--model": ("model", str, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)"),
-    "--benchmark": ("benchmark", str, "human_eval"),
-    "--backend": ("backend", str, "llama_cpp (in process), llama_server (managed) or openai (any endpoint)"),
-    "--gpu-layers": ("gpu_layers", int, "layers offloaded to the GPU; -1 = all"),
-    "--ctx": ("n_ctx", int, "context size in tokens"),
-    "--threads": ("n_threads", int, "CPU threads for generation (default: all cores)"),
-    "--prompt-style": ("prompt_style", str, "completion (base models) or chat (instruct models)"),
-    "--num-samples": ("num_samples", int, "samples per problem, for pass@k"),
-    "--limit": ("limit", int, "only the first N problems"),
-    "--temperature": ("temperature", float, "0 = greedy"),
-    "--top-p": ("top_p", float, None),
-    "--top-k": ("top_k", int, "0 = off"),
-    "--min-p": ("min_p", float, None),
-    "--repeat-penalty": ("repeat_penalty", float, None),
-    "--max-tokens": ("max_tokens", int, None),
-    "--seed": ("seed", int, "sample i uses seed + i"),
-    "--timeout": ("timeout", float, "seconds per program"),
-    "--memory-mb": ("memory_mb", int, "memory limit per program"),
-    "--workers": ("grade_workers", int, "sandbox workers (default: all cores)"),
-    "--results-dir": ("results_dir", str, "where benchmark_results.json lives"),
-    "--parallel": ("parallel", int, "concurrent requests = llama-server slots (-np); 1 for reproducible greedy runs"),
-    "--base-url": ("base_url", str, "openai backend: the endpoint, e.g. http://127.0.0.1:8080"),
-    "--model-name": ("model_name", str, "openai backend: the model to ask for"),
-    "--request-timeout": ("request_timeout", float, "seconds per request"),
-    "--server-binary": ("server_binary", str, "llama_server backend: the llama-server to run"),
-    "--server-port": ("server_port", int, "llama_server backend: port (default: a free one)"),
-}
-# LiveCodeBench data and filters, for `run` and `grade`
-DATA_FLAGS = {
-    "--start-date": ("start_date", str, "only problems from this contest date on (YYYY-MM-DD)"),
-    "--end-date": ("end_date", str, "only problems up to this contest date (YYYY-MM-DD)"),
-    "--release": ("release", str, "official release window v1 … v6 (release_vN: test.jsonl … testN.jsonl)"),
-    "--platform": ("platform", str, "atcoder, leetcode or codeforces"),
-    "--difficulty": ("difficulty", str, "easy, medium or hard"),
-}
+GROUPS = {"benchmark": "benchmark", "model": "model", "sampling": "sampling", "grading": "grading",
+          "backend": "backends", "data": "LiveCodeBench data and filters", "output": "output"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a benchmark on a model")
     run.add_argument("--params", help="papermill parameters YAML to start from")
-    for flag, (dest, kind, help_text) in RUN_FLAGS.items():
-        run.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
-    _add_data_flags(run)
+    _add_setting_flags(run, fields())
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
                      help="continue the latest unfinished run with these settings, or RUN_ID")
     run.add_argument("--notebook", action="store_true",
@@ -84,10 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     grade = commands.add_parser("grade", help="grade a samples file made elsewhere")
     grade.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"}')
-    for flag in ("--benchmark", "--timeout", "--memory-mb", "--workers"):
-        dest, kind, help_text = RUN_FLAGS[flag]
-        grade.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
-    _add_data_flags(grade)
+    _add_setting_flags(grade, ["benchmark", *fields(group="grading"), *fields(group="data")])
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
@@ -117,14 +79,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_flags(parser) -> None:
-    parser.add_argument("--problems-file", dest="problems_file", nargs="+", default=argparse.SUPPRESS,
-                        help="LiveCodeBench: the official test*.jsonl files, or their directory")
-    for flag, (dest, kind, help_text) in DATA_FLAGS.items():
-        parser.add_argument(flag, dest=dest, type=kind, help=help_text, default=argparse.SUPPRESS)
-    parser.add_argument("--lcb-corrected", dest="lcb_corrected", action="store_true",
-                        default=argparse.SUPPRESS,
-                        help="LiveCodeBench: fix the official grader's known false negatives")
+def _add_setting_flags(parser, names: list[str]) -> None:
+    """A flag for each RunConfig field named, in its group, with the field's help; every flag
+    defaults to "not given", so a --params file's values are not overridden. Values are parsed
+    by RunConfig itself, so the flag and the YAML key accept the same things."""
+    groups = {}
+    for name in names:
+        info = RunConfig.model_fields[name]
+        group = info.json_schema_extra["group"]
+        if group not in groups:
+            groups[group] = parser.add_argument_group(GROUPS[group])
+        kwargs = {"dest": name, "default": argparse.SUPPRESS, "help": _help(info)}
+        if info.annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif any(typing.get_origin(k) is list for k in typing.get_args(info.annotation)):
+            kwargs["nargs"] = "+"
+        groups[group].add_argument(flag(name), **kwargs)
+
+
+def _help(info) -> str:
+    choices = [c for k in (info.annotation, *typing.get_args(info.annotation))
+               if typing.get_origin(k) is typing.Literal for c in typing.get_args(k)]
+    default = "" if info.default is None or info.annotation is bool else f" (default {info.default})"
+    return (info.description or "") + (f" [{', '.join(choices)}]" if choices else "") + default
 
 
 def _run_config(args):
@@ -132,10 +109,9 @@ def _run_config(args):
 
     params = getattr(args, "params", None)
     values = load_parameters(params).model_dump(exclude_unset=True) if params else {}
-    dests = [d for d, _, _ in [*RUN_FLAGS.values(), *DATA_FLAGS.values()]]
-    values.update({d: getattr(args, d) for d in [*dests, "problems_file", "lcb_corrected"]
-                   if hasattr(args, d)})
-    return validate_config(values, "command line" + (f" and {params}" if params else ""))
+    values.update({name: getattr(args, name) for name in fields() if hasattr(args, name)})
+    return validate_config(values, "command line" + (f" and {params}" if params else ""),
+                           label=lambda key: f"key '{key}' ({flag(key)})")
 
 
 def _run(args) -> int:

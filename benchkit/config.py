@@ -1,10 +1,12 @@
-"""Run settings: one flat pydantic model shared by the CLI, YAML parameter files and notebooks."""
+"""Run settings, each defined once: type, default, help, CLI group, and whether it is part of the
+run's identity. The CLI flags, notebook parameters, parameter files and the stored record are all
+derived from `RunConfig`'s fields."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -12,67 +14,105 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchkit.errors import ConfigError
 
+RELEASES = Literal["v1", "v2", "v3", "v4", "v5", "v6", "release_v1", "release_v2", "release_v3",
+                   "release_v4", "release_v5", "release_v6"]
 
-class Sampling(BaseModel):
+
+def setting(default: Any, help: str, *, group: str, identity: bool = True, flag: str | None = None,
+            **constraints) -> Any:
+    """A RunConfig field. `identity`: part of what a run is (two runs with equal identity generate
+    the same text, so one can resume the other); False for where and how it runs. `group`: the
+    section of `benchkit run --help`. `flag`: the CLI flag when it is not `--field-name`."""
+    extra = {"group": group, "identity": identity} | ({"flag": flag} if flag else {})
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+class SamplingSettings(BaseModel):
     """Every sampling setting, always sent explicitly: backends disagree on defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0, description="0 disables top-k")
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(1.0, gt=0.0)
-    max_tokens: int = Field(512, ge=1)
-    seed: int = 1234
-    stop: list[str] = Field(default_factory=list)
-
-
-class RunConfig(BaseModel):
-    """What a run is: model, benchmark, sampling, limits. Everything here is stored with the run."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    benchmark: str = "human_eval"
-    model: Path | None = Field(None, description="GGUF file; None = the embedded Gemma 3 270M")
-    backend: str = "llama_cpp"
-    gpu_layers: int = Field(-1, ge=-1, description="layers offloaded to the GPU, -1 = all")
-    n_ctx: int = Field(4096, ge=256)
-    n_threads: int | None = Field(None, ge=1)
-    prompt_style: Literal["completion", "chat"] = "completion"
-    num_samples: int = Field(1, ge=1)
-    limit: int | None = Field(None, ge=1, description="only the first N problems")
-    temperature: float = Field(0.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(1.0, gt=0.0)
-    max_tokens: int = Field(512, ge=1)
-    seed: int = 1234
-    stop: list[str] | None = Field(None, description="None = the benchmark's stop sequences")
-    timeout: float | None = Field(None, gt=0.0, description="seconds per program (LiveCodeBench: "
-                                  "per test); None = the benchmark's own (3 s HumanEval, 6 s LCB)")
-    memory_mb: int = Field(2048, ge=64, description="address-space limit per program")
-    grade_workers: int | None = Field(None, ge=1)
-    results_dir: Path = Path("results")
-    # servers: a managed llama-server, or any OpenAI-compatible endpoint
-    parallel: int = Field(1, ge=1, description="concurrent requests = server slots (-np)")
-    base_url: str | None = Field(None, description="openai backend: the endpoint")
-    model_name: str | None = Field(None, description="openai backend: the model to ask for")
-    request_timeout: float = Field(600.0, gt=0.0)
-    server_binary: Path | None = Field(None, description="llama-server to use (default: $PATH, or build)")
-    server_port: int | None = Field(None, ge=1, le=65535, description="default: a free port")
-    server_start_timeout: float = Field(120.0, gt=0.0)
+    temperature: float = setting(0.0, "0 = greedy", group="sampling", ge=0.0)
+    top_p: float = setting(1.0, "nucleus sampling; 1 = off", group="sampling", gt=0.0, le=1.0)
+    top_k: int = setting(0, "0 = off", group="sampling", ge=0)
+    min_p: float = setting(0.0, "0 = off", group="sampling", ge=0.0, le=1.0)
+    repeat_penalty: float = setting(1.0, "1 = off", group="sampling", gt=0.0)
+    max_tokens: int = setting(512, "the cap on tokens per answer", group="sampling", ge=1)
+    seed: int = setting(1234, "sample i of a problem uses seed + i", group="sampling")
+
+
+class Sampling(SamplingSettings):
+    """The sampling settings of one sample: its own seed, the stop sequences resolved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stop: list[str] = Field(default_factory=list)
+
+
+class RunConfig(SamplingSettings):
+    """What a run is: benchmark, model, sampling, limits. Everything here is stored with the run."""
+
+    # the benchmark
+    benchmark: str = setting("human_eval", "human_eval or lcb", group="benchmark")
+    prompt_style: Literal["completion", "chat"] = setting(
+        "completion", "completion (base models) or chat (instruct models: the GGUF's chat template)",
+        group="benchmark")
+    num_samples: int = setting(1, "samples per problem, for pass@k", group="benchmark", ge=1)
+    limit: int | None = setting(None, "only the first N problems", group="benchmark", ge=1)
+    # the model
+    model: Path | None = setting(None, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)",
+                                 group="model")
+    gpu_layers: int = setting(-1, "layers offloaded to the GPU; -1 = all", group="model", ge=-1)
+    n_ctx: int = setting(4096, "context size in tokens", group="model", flag="--ctx", ge=256)
+    n_threads: int | None = setting(None, "CPU threads for generation (default: all cores)",
+                                    group="model", identity=False, flag="--threads", ge=1)
+    # sampling (the fields of SamplingSettings) and stop sequences
+    stop: list[str] | None = setting(None, "stop sequences (default: the benchmark's own)",
+                                     group="sampling")
+    # grading
+    timeout: float | None = setting(
+        None, "seconds per program (LiveCodeBench: per test); default: the benchmark's own "
+        "(3 s HumanEval, 6 s LiveCodeBench)", group="grading", gt=0.0)
+    memory_mb: int = setting(2048, "memory limit per program (MiB)", group="grading", ge=64)
+    grade_workers: int | None = setting(None, "sandbox workers (default: all cores)", group="grading",
+                                        identity=False, flag="--workers", ge=1)
+    # backends: in process, a managed llama-server, or any OpenAI-compatible endpoint
+    backend: str = setting("llama_cpp", "llama_cpp (in process), llama_server (managed), openai "
+                           "(any endpoint) or scripted (replies from --script)", group="backend")
+    parallel: int = setting(1, "concurrent requests = llama-server slots (-np); 1 for reproducible "
+                            "greedy runs", group="backend", ge=1)
+    base_url: str | None = setting(None, "openai backend: the endpoint, e.g. http://127.0.0.1:8080",
+                                   group="backend")
+    model_name: str | None = setting(None, "openai backend: the model to ask for", group="backend")
+    script: Path | None = setting(None, "scripted backend: JSONL of replies by task_id and sample, "
+                                  "e.g. a stored samples file to regrade", group="backend")
+    request_timeout: float = setting(600.0, "seconds per request", group="backend", identity=False,
+                                     gt=0.0)
+    server_binary: Path | None = setting(None, "llama_server backend: the llama-server to run "
+                                         "(default: $PATH, else built once)", group="backend",
+                                         identity=False)
+    server_port: int | None = setting(None, "llama_server backend: port (default: a free one)",
+                                      group="backend", identity=False, ge=1, le=65535)
+    server_start_timeout: float = setting(120.0, "llama_server backend: seconds to wait for /health",
+                                          group="backend", identity=False, gt=0.0)
     # LiveCodeBench data and filters
-    problems_file: list[Path] | None = Field(None, description="official test*.jsonl files or their directory")
-    start_date: date | None = None
-    end_date: date | None = None
-    release: Literal["v1", "v2", "v3", "v4", "v5", "v6",
-                     "release_v1", "release_v2", "release_v3", "release_v4", "release_v5",
-                     "release_v6"] | None = None
-    platform: Literal["atcoder", "leetcode", "codeforces"] | None = None
-    difficulty: Literal["easy", "medium", "hard"] | None = None
-    lcb_corrected: bool = Field(False, description="fix the official grader's known false negatives")
+    problems_file: list[Path] | None = setting(
+        None, "LiveCodeBench: the official test*.jsonl files, or their directory", group="data")
+    start_date: date | None = setting(None, "only problems from this contest date on (YYYY-MM-DD)",
+                                      group="data")
+    end_date: date | None = setting(None, "only problems up to this contest date (YYYY-MM-DD)",
+                                    group="data")
+    release: RELEASES | None = setting(None, "official release window v1 … v6 (release_vN: "
+                                       "test.jsonl … testN.jsonl)", group="data")
+    platform: Literal["atcoder", "leetcode", "codeforces"] | None = setting(
+        None, "only problems of this platform", group="data")
+    difficulty: Literal["easy", "medium", "hard"] | None = setting(
+        None, "only problems of this difficulty", group="data")
+    lcb_corrected: bool = setting(False, "LiveCodeBench: fix the official grader's known false "
+                                  "negatives (each program is also graded officially)", group="data")
+    # where results go
+    results_dir: Path = setting(Path("results"), "where benchmark_results.json lives",
+                                group="output", identity=False)
 
     @field_validator("problems_file", mode="before")
     @classmethod
@@ -81,48 +121,57 @@ class RunConfig(BaseModel):
 
     def sampling(self, sample_index: int, default_stop: list[str]) -> Sampling:
         """The sampling settings of one sample; each sample gets its own reproducible seed."""
-        return Sampling(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            min_p=self.min_p,
-            repeat_penalty=self.repeat_penalty,
-            max_tokens=self.max_tokens,
-            seed=self.seed + sample_index,
-            stop=default_stop if self.stop is None else self.stop,
-        )
+        values = {name: getattr(self, name) for name in SamplingSettings.model_fields}
+        return Sampling(**values | {"seed": self.seed + sample_index},
+                        stop=default_stop if self.stop is None else self.stop)
 
     def threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide what is generated: runs with equal identity can resume each other."""
-        return self.model_dump(
-            mode="json", exclude={"results_dir", "grade_workers", "n_threads", "request_timeout",
-                                  "server_binary", "server_port", "server_start_timeout"}
-        )
+        return self.model_dump(mode="json", include=set(fields(identity=True)))
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting as stored with a run (JSON types)."""
+        return self.model_dump(mode="json")
 
 
-def validate_config(values: dict[str, Any], source: str) -> RunConfig:
-    """Build a RunConfig, turning pydantic's errors into one ConfigError naming source and key."""
+def fields(*, group: str | None = None, identity: bool | None = None) -> list[str]:
+    """RunConfig's field names, optionally only one group's, or only (non-)identity ones."""
+    return [name for name, info in RunConfig.model_fields.items()
+            if (group is None or info.json_schema_extra["group"] == group)
+            and (identity is None or info.json_schema_extra["identity"] == identity)]
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a RunConfig field."""
+    return RunConfig.model_fields[name].json_schema_extra.get("flag") or "--" + name.replace("_", "-")
+
+
+def validate_config(values: dict[str, Any], source: str, label=lambda key: f"key '{key}'") -> RunConfig:
+    """Build a RunConfig, turning pydantic's errors into one ConfigError naming source and key
+    (`label` names a key as the user wrote it: a YAML key, a notebook parameter, a CLI flag)."""
     try:
         return RunConfig(**values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc), where=source) from None
+        raise ConfigError(_describe(exc, label), where=source) from None
     except TypeError as exc:  # non-string keys
         raise ConfigError(str(exc), where=source) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, label) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = str(err["loc"][0]) if err["loc"] else "(top level)"
+        place = ".".join(str(p) for p in err["loc"][1:])
+        name = label(key) if key in RunConfig.model_fields else f"key '{key}'"
+        name += f" [{place}]" if place else ""
         if err["type"] == "extra_forbidden":
             known = ", ".join(RunConfig.model_fields)
-            lines.append(f"unknown key '{key}' (known keys: {known})")
+            lines.append(f"unknown {name} (known keys: {known})")
         else:
-            got = err.get("input")
-            lines.append(f"key '{key}': {err['msg']} (got {got!r})")
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(lines)
 
 

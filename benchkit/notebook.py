@@ -39,15 +39,16 @@ def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
 
 def summary(record: dict) -> pd.DataFrame:
     res, cfg = record["results"], record["config"]
+    settings = cfg["settings"]
     rows = {
         "run": record["run_id"], "status": record["status"], "model": record["model"],
-        "quant": cfg.get("model_quant"), "prompt style": cfg.get("prompt_style"),
-        "temperature": cfg.get("temperature"), "max tokens": cfg.get("max_tokens"),
+        "quant": cfg["model"].get("quant"), "prompt style": settings.get("prompt_style"),
+        "temperature": settings.get("temperature"), "max tokens": settings.get("max_tokens"),
         "problems": res["total_problems"], "solved": res["total_passed"],
         "score (pass@1 %)": res["score"],
         **{f"{k} %": v for k, v in res.get("pass_at_k", {}).items() if k != "pass@1"},
         "wall time (s)": res["time_taken"], "generation time (s)": res.get("generation_seconds"),
-        "tokens": res.get("tokens"), "isolation": cfg.get("isolation"),
+        "tokens": res.get("tokens"), "isolation": cfg["sandbox"].get("isolation"),
     }
     return pd.DataFrame({"value": rows}).rename_axis("")
 

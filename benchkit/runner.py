@@ -17,10 +17,11 @@ from pathlib import Path
 from benchkit import grading, scoring
 from benchkit.backends import open_backend
 from benchkit.benchmarks import get_benchmark, time_limit
-from benchkit.config import RunConfig
+from benchkit.config import RunConfig, fields
 from benchkit.environment import describe_machine
 from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
+from benchkit.record import SCHEMA_VERSION
 from benchkit.sandbox import Sandbox
 from benchkit.selfcheck import selfcheck
 from benchkit.store import ResultsStore
@@ -52,11 +53,12 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
 
 
 def _model_info(config: RunConfig) -> ModelInfo:
-    """The GGUF file's facts; for a remote endpoint without a local file, what the URL says."""
-    if config.backend == "openai" and config.model is None:
-        name = config.model_name or "default"
-        return ModelInfo(path=f"{config.base_url}#{name}", name=name, architecture="unknown",
-                         quant="unknown", context_length=None, has_chat_template=True, size=0, sha256="")
+    """The GGUF file's facts; without a local file (a remote endpoint, a script), what names it."""
+    if config.model is None and config.backend in ("openai", "scripted"):
+        name = config.model_name or "default" if config.backend == "openai" else Path(config.script or "").stem
+        path = f"{config.base_url}#{name}" if config.backend == "openai" else f"script:{config.script}"
+        return ModelInfo(path=path, name=name, architecture="unknown", quant="unknown",
+                         context_length=None, has_chat_template=True, size=0, sha256="")
     return inspect_model(config.model or embedded_model_path())
 
 
@@ -92,10 +94,10 @@ class _Execution:
     def _selfcheck(self, sandbox) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
         check = selfcheck(sandbox, time_limit(self.config), self.config.memory_mb)
-        self.record["config"]["isolation"] = sandbox.isolation
-        self.record["config"]["time_limit_s"] = time_limit(self.config)
+        self.record["config"]["sandbox"] = {"isolation": sandbox.isolation,
+                                            "time_limit_s": time_limit(self.config),
+                                            "selfcheck": check.as_config()}
         self.record["config"]["data"] = self.benchmark.describe()
-        self.record["config"]["selfcheck"] = check.as_config()
         if not check.ok:
             raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
 
@@ -106,7 +108,7 @@ class _Execution:
         backend = open_backend(self.config.backend, self.config, self.record["config"]["path"],
                                log_path=server_log)
         try:
-            self.record["config"].update(backend.describe())
+            self.record["config"]["backend"] = backend.describe()
             self._mark("running")
             bar = tqdm(total=len(todo) + already_done, initial=already_done, disable=not progress,
                        desc=f"{self.config.benchmark} {self.record['model']}", unit="sample")
@@ -186,7 +188,7 @@ class _Execution:
 
     def _mark(self, status: str) -> None:
         self.record["status"] = status
-        self.record["config"]["pid"] = os.getpid()
+        self.record["config"]["machine"]["pid"] = os.getpid()
         self.store.save(self.record)
 
     def _finish(self, status: str, started: float) -> dict:
@@ -205,35 +207,29 @@ def _latest_per_sample(records: list[dict]) -> list[dict]:
 
 
 def _new_record(config: RunConfig, model_info) -> dict:
+    """A new run in the current schema (benchkit.record); the sandbox, data and backend groups
+    are filled in as the run learns them."""
     now = datetime.now(timezone.utc)
     return {
+        "schema_version": SCHEMA_VERSION,
         "run_id": f"{now:%Y%m%d-%H%M%S}-{config.benchmark}-{secrets.token_hex(3)}",
         "timestamp": now.isoformat(timespec="seconds"),
         "benchmark": config.benchmark,
         "model": model_info.name if model_info.size == 0 else Path(model_info.path).stem,
         "status": "running",
-        "config": _flat_config(config, model_info),
+        "config": {"path": model_info.path, "gpu_layers": config.gpu_layers,
+                   "settings": config.settings(), "model": model_info.as_config(),
+                   "machine": describe_machine(), "backend": {}, "sandbox": {}, "data": {}},
         "results": {},
     }
 
 
-def _flat_config(config: RunConfig, model_info) -> dict:
-    """Settings, model facts and machine facts side by side; the settings win any name clash,
-    because a resumed run is rebuilt from them."""
-    settings = config.model_dump(mode="json", exclude={"model", "results_dir"})
-    model = {f"model_{k}": v for k, v in model_info.as_config().items() if k != "path"}
-    return {**describe_machine(), "path": model_info.path, **model, **settings}
-
-
 def _config_of(record: dict, current: RunConfig) -> RunConfig:
-    """The settings of a stored run, so a resumed run generates exactly what the first one would."""
-    stored = record["config"]
-    fields = {k: stored[k] for k in RunConfig.model_fields if k in stored and k != "model"}
-    fields["model"] = stored["path"] if stored.get("model_size") else None  # None: a remote model
-    for key in ("results_dir", "grade_workers", "n_threads", "request_timeout", "server_binary",
-                "server_port", "server_start_timeout"):  # where and how, not what: today's values
-        fields[key] = getattr(current, key)
-    return RunConfig(**fields)
+    """The settings of a stored run, so a resumed run generates exactly what the first one would;
+    where and how it runs (the settings outside the run's identity) are today's."""
+    stored = {k: v for k, v in record["config"]["settings"].items() if k in RunConfig.model_fields}
+    today = {name: getattr(current, name) for name in fields(identity=False)}
+    return RunConfig(**stored | today)
 
 
 def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
@@ -252,13 +248,13 @@ def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
                 "run_id (see `benchkit runs`)", where=str(store.file))
         record = candidates[-1]
     if _still_running(record):
-        raise StoreError(f"run {record['run_id']} is still running (pid {record['config']['pid']})")
+        raise StoreError(f"run {record['run_id']} is still running (pid {record['config']['machine']['pid']})")
     return record
 
 
 def _still_running(record: dict) -> bool:
-    config = record.get("config") or {}
-    return record.get("status") == "running" and _alive(config.get("pid"), config.get("host"))
+    machine = record["config"]["machine"]
+    return record.get("status") == "running" and _alive(machine.get("pid"), machine.get("host"))
 
 
 def _identity(config: RunConfig) -> dict:
@@ -270,14 +266,17 @@ def _identity(config: RunConfig) -> dict:
 
 
 def _identity_of_record(record: dict) -> dict | None:
+    """The identity of a stored run; None for a run that stored no settings (the seed's)."""
+    if not record["config"]["settings"]:
+        return None
     try:
         return _identity(_config_of(record, RunConfig()))
-    except Exception:  # a seed-format or hand-edited run: never a resume candidate
+    except ValueError:  # settings this version no longer accepts (pydantic's ValidationError)
         return None
 
 
 def _check_same_model(record: dict, model_info) -> None:
-    stored = record["config"].get("model_sha256")
+    stored = record["config"]["model"].get("sha256")
     if stored and stored != model_info.sha256:
         raise StoreError(
             f"run {record['run_id']} was made with a model of sha256 {stored[:12]}…, but "

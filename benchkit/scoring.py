@@ -65,9 +65,12 @@ def corrections(records: list[dict]) -> dict:
 
 
 def _difficulty_scores(problems: list, counts: dict) -> dict:
-    groups: dict[str, list[float]] = defaultdict(list)
+    """Per difficulty: problems solved and in all (the seed's `passed`/`total`), and pass@1 %."""
+    groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for p in problems:
         n, c = counts[p.task_id]
         if p.difficulty and n:
-            groups[p.difficulty].append(c / n)
-    return {name: round(100.0 * float(np.mean(v)), 4) for name, v in groups.items()}
+            groups[p.difficulty].append((n, c))
+    return {name: {"passed": sum(c > 0 for _, c in v), "total": len(v),
+                   "score": round(100.0 * float(np.mean([c / n for n, c in v])), 4)}
+            for name, v in groups.items()}

@@ -18,9 +18,9 @@ from pathlib import Path
 from filelock import FileLock
 
 from benchkit.errors import StoreError
+from benchkit.record import migrate
 
 RESULTS_FILE = "benchmark_results.json"
-STATUSES = ("running", "complete", "interrupted", "failed")
 
 
 class ResultsStore:
@@ -31,7 +31,8 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ runs
     def runs(self) -> list[dict]:
-        return self._read()["runs"]
+        """Every stored run, in the current schema (older records migrated as they are read)."""
+        return [migrate(run, f"{self.file}: runs[{i}]") for i, run in enumerate(self._read()["runs"])]
 
     def get(self, run_id: str) -> dict:
         for run in self.runs():
@@ -40,7 +41,9 @@ class ResultsStore:
         raise StoreError(f"no run with run_id {run_id!r}", where=str(self.file))
 
     def save(self, run: dict) -> None:
-        """Insert or replace (by run_id) one run; every other run is kept as it was."""
+        """Insert or replace (by run_id) one run, in the current schema (checked, or migrated
+        from an older one); every other run is kept as it was."""
+        run = migrate(run, str(self.file))
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             data = self._read()

@@ -27,6 +27,12 @@ def small_config(results_dir) -> RunConfig:
     return RunConfig(limit=4, max_tokens=48, results_dir=results_dir, grade_workers=2)
 
 
+def stored_run(run_id: str, status: str = "complete", **results) -> dict:
+    """A minimal run record of the current schema, for store and analysis tests."""
+    return {"schema_version": 2, "run_id": run_id, "timestamp": "2026-11-25T10:00:00+00:00",
+            "benchmark": "human_eval", "model": "m", "status": status, "results": results}
+
+
 def benchkit_cli(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "benchkit", *map(str, args)],

@@ -83,8 +83,8 @@ def test_chat_style_with_a_real_chat_template(tmp_path, model_path):
     config = RunConfig(model=templated, prompt_style="chat", limit=2, max_tokens=48,
                        results_dir=tmp_path / "results")
     record = run(config, progress=False)
-    assert record["status"] == "complete" and record["config"]["prompt_style"] == "chat"
-    assert record["config"]["model_has_chat_template"] is True
+    assert record["status"] == "complete" and record["config"]["settings"]["prompt_style"] == "chat"
+    assert record["config"]["model"]["has_chat_template"] is True
     for sample in ResultsStore(tmp_path / "results").samples(record["run_id"]):
         assert isinstance(sample["prompt"], list) and sample["tokens"] > 0
         assert sample["category"] == "no_code" or sample["completion"] is not None

@@ -174,7 +174,7 @@ def test_real_run_of_the_embedded_model_on_a_date_window(tmp_path):
     record = run(config, progress=False)
     res, cfg = record["results"], record["config"]
     assert record["status"] == "complete" and res["total_problems"] == 3
-    assert cfg["time_limit_s"] == 6.0 and cfg["start_date"] == "2025-03-01"
+    assert cfg["sandbox"]["time_limit_s"] == 6.0 and cfg["settings"]["start_date"] == "2025-03-01"
     assert cfg["data"]["public_tests_only"] is True and str(PROBLEMS) in cfg["data"]["problems_sha256"]
     assert set(res["difficulty_scores"]) <= {"easy", "medium", "hard"}
     samples = ResultsStore(tmp_path).samples(record["run_id"])

@@ -35,12 +35,14 @@ def test_real_run_is_stored_in_the_seed_format_extended(small_config, model_path
         assert key in res
     assert res["total_problems"] == 4 and len(set(res["failed_tasks"])) == len(res["failed_tasks"])
     assert res["score"] == res["pass_at_k"]["pass@1"] == pytest.approx(100 * res["total_passed"] / 4)
-    assert cfg["path"] == str(model_path) and cfg["model_quant"] == "Q4_K_M"
-    assert cfg["model_sha256"].startswith("a5fd3b62") and cfg["model_architecture"] == "gemma3"
-    for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed",
-                "n_ctx", "gpu_layers", "prompt_style", "num_samples", "isolation", "llama_cpp_python",
-                "python", "cpu", "gpu", "benchkit"):
-        assert key in cfg, key
+    assert record["schema_version"] == 2 and cfg["gpu_layers"] == -1  # the seed's keys stay
+    assert cfg["path"] == str(model_path) and cfg["model"]["quant"] == "Q4_K_M"
+    assert cfg["model"]["sha256"].startswith("a5fd3b62") and cfg["model"]["architecture"] == "gemma3"
+    assert cfg["settings"] == small_config.settings()
+    assert "bwrap" in cfg["sandbox"]["isolation"] and cfg["sandbox"]["selfcheck"]["ok"]
+    assert "llama_cpp_python" in cfg["backend"] and cfg["data"]["problems_files"]
+    for key in ("python", "cpu", "gpu", "benchkit", "host", "pid"):
+        assert key in cfg["machine"], key
     stored = ResultsStore(small_config.results_dir)
     assert stored.get(record["run_id"]) == record
     samples = stored.samples(record["run_id"])

@@ -49,7 +49,8 @@ def test_summary_counts_problems_not_samples():
     assert res["score"] == pytest.approx(100 * (0.5 + 0 + 1) / 3, abs=1e-3)
     assert res["pass_at_k"]["pass@1"] == res["score"]
     assert res["failed_tasks"] == ["b"]
-    assert res["difficulty_scores"] == {"easy": 50.0, "hard": 50.0}
+    assert res["difficulty_scores"] == {"easy": {"passed": 1, "total": 1, "score": 50.0},
+                                        "hard": {"passed": 1, "total": 2, "score": 50.0}}
     assert res["categories"] == {"passed": 3, "wrong_answer": 1, "timeout": 2}
 
 

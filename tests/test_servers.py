@@ -114,7 +114,7 @@ def test_server_killed_mid_run_then_resume(server_binary, tmp_path):
     proc = _start_run(results, "--server-binary", server_binary)
     _wait_for_samples(results, 1)
     (record,) = ResultsStore(results).runs()
-    os.kill(record["config"]["server_pid"], signal.SIGKILL)
+    os.kill(record["config"]["backend"]["server_pid"], signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "llama-server died mid-run" in err and "server log" in err
     assert ResultsStore(results).get(record["run_id"])["status"] == "failed"
@@ -133,7 +133,7 @@ def test_sigint_leaves_no_server(server_binary, tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert not _alive(record["config"]["server_pid"])
+    assert not _alive(record["config"]["backend"]["server_pid"])
 
 
 def test_parallel_slots_finish_every_sample(server_binary, tmp_path):
@@ -142,8 +142,8 @@ def test_parallel_slots_finish_every_sample(server_binary, tmp_path):
                         "--results-dir", results)
     assert done.returncode == 0, done.stderr
     (record,) = ResultsStore(results).runs()
-    assert record["results"]["samples_done"] == 6 and record["config"]["parallel"] == 3
-    assert record["config"]["batched_decoding_reproducible"] is False
+    assert record["results"]["samples_done"] == 6 and record["config"]["settings"]["parallel"] == 3
+    assert record["config"]["backend"]["batched_decoding_reproducible"] is False
 
 
 def _wait_until_up(url, timeout=120):
@@ -202,9 +202,9 @@ def test_benchkit_killed_takes_its_server_along(server_binary, tmp_path):
     proc.kill()  # kill -9: no finally, no atexit; the kernel's parent-death signal remains
     proc.communicate(timeout=60)
     deadline = time.monotonic() + 10
-    while _alive(record["config"]["server_pid"]) and time.monotonic() < deadline:
+    while _alive(record["config"]["backend"]["server_pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(record["config"]["server_pid"])
+    assert not _alive(record["config"]["backend"]["server_pid"])
 
 
 def test_a_server_that_never_becomes_healthy(server_binary, model_path, tmp_path):

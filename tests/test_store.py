@@ -6,6 +6,7 @@ import pytest
 
 from benchkit.errors import StoreError
 from benchkit.store import ResultsStore
+from tests.conftest import stored_run
 
 SEED_RUN = {
     "timestamp": "2025-03-01T10:00:00", "benchmark": "human_eval", "model": "old-model",
@@ -19,11 +20,16 @@ def test_save_replace_and_keep_seed_runs(results_dir):
     store = ResultsStore(results_dir)
     results_dir.mkdir()
     store.file.write_text(json.dumps({"runs": [SEED_RUN]}))
-    store.save({"run_id": "r1", "status": "running", "results": {}})
-    store.save({"run_id": "r2", "status": "running", "results": {}})
-    store.save({"run_id": "r1", "status": "complete", "results": {"score": 1.0}})
+    store.save(stored_run("r1", "running"))
+    store.save(stored_run("r2", "running"))
+    store.save(stored_run("r1", "complete", score=1.0))
+    assert json.loads(store.file.read_text())["runs"][0] == SEED_RUN  # kept as it was
     runs = store.runs()
-    assert runs[0] == SEED_RUN
+    seed = runs[0]  # read migrated: every seed key where it was, status and groups added
+    assert {k: seed[k] for k in ("timestamp", "benchmark", "model", "results")} == \
+        {k: SEED_RUN[k] for k in ("timestamp", "benchmark", "model", "results")}
+    assert seed["config"]["path"] == "/models/old.gguf" and seed["config"]["gpu_layers"] == 99
+    assert (seed["schema_version"], seed["status"], seed["config"]["settings"]) == (2, "complete", {})
     assert [(r.get("run_id"), r.get("status")) for r in runs[1:]] == [("r1", "complete"), ("r2", "running")]
     assert store.get("r1")["results"] == {"score": 1.0}
     assert not list(results_dir.glob(".*.tmp"))
@@ -40,7 +46,7 @@ def test_broken_file_is_named_and_never_overwritten(results_dir, content, messag
     store = ResultsStore(results_dir)
     store.file.write_text(content)
     with pytest.raises(StoreError, match=message) as exc:
-        store.save({"run_id": "new", "results": {}})
+        store.save(stored_run("new"))
     assert str(store.file) in str(exc.value)
     assert store.file.read_text() == content
 
@@ -48,9 +54,10 @@ def test_broken_file_is_named_and_never_overwritten(results_dir, content, messag
 ADD_RUNS = """
 import sys
 from benchkit.store import ResultsStore
+from tests.conftest import stored_run
 store = ResultsStore(sys.argv[1])
 for i in range(25):
-    store.save({"run_id": f"{sys.argv[2]}-{i}", "status": "complete", "results": {"score": i}})
+    store.save(stored_run(f"{sys.argv[2]}-{i}", score=i))
 """
 
 

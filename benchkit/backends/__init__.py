@@ -8,6 +8,7 @@ BACKENDS = {
     "llama_cpp": "benchkit.backends.llama_cpp:LlamaCppBackend",
     "llama_server": "benchkit.backends.llama_server:LlamaServerBackend",
     "openai": "benchkit.backends.openai:OpenAIBackend",
+    "scripted": "benchkit.backends.scripted:ScriptedBackend",
 }
 
 
