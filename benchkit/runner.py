@@ -38,6 +38,7 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
     if resume:
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
+        record["config"]["settings"] = config.settings()  # same identity; where and how are today's
     model_info = _model_info(config)
     benchmark = get_benchmark(config.benchmark, config)
     if config.prompt_style == "chat" and not model_info.has_chat_template:
@@ -68,6 +69,7 @@ class _Execution:
         self.store, self.record = store, record
         self.run_id = record["run_id"]
         self.errors: list[BaseException] = []
+        self.recorded: list[Future] = []  # one per answer sent to grading, done once it is stored
         self.graded = self.passed = self.tokens = 0
         self.gen_seconds = 0.0
         self.lock = threading.Lock()
@@ -112,30 +114,30 @@ class _Execution:
             self._mark("running")
             bar = tqdm(total=len(todo) + already_done, initial=already_done, disable=not progress,
                        desc=f"{self.config.benchmark} {self.record['model']}", unit="sample")
-            recorded = self._generate_all(todo, backend, sandbox, log, bar)
-            wait(recorded)
+            self._generate_all(todo, backend, sandbox, log, bar)
+            wait(self.recorded)
             self._raise_stored_error()
             bar.close()
         finally:
             backend.close()
+            wait(self.recorded)  # whatever stopped the run, every answer it has is graded and stored
 
-    def _generate_all(self, todo, backend, sandbox, log, bar) -> list[Future]:
+    def _generate_all(self, todo, backend, sandbox, log, bar) -> None:
         """One request at a time, or `parallel` at once against as many server slots."""
         if self.config.parallel == 1:
-            recorded = []
             for problem, index in todo:
                 self._raise_stored_error()
-                recorded.append(self._sample(problem, index, backend, sandbox, log, bar))
-            return recorded
+                self._sample(problem, index, backend, sandbox, log, bar)
+            return
         pool = ThreadPoolExecutor(self.config.parallel, thread_name_prefix="generate")
         try:
             generated = [pool.submit(self._sample, p, i, backend, sandbox, log, bar) for p, i in todo]
-            recorded = [future.result() for future in generated]  # the first error stops the run
+            for future in generated:
+                future.result()  # the first error stops the run
         except BaseException:  # Ctrl-C or a dead server: drop queued samples, don't wait on requests
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        return recorded
 
     def _sample(self, problem, index, backend, sandbox, log, bar):
         style = self.config.prompt_style
@@ -148,7 +150,7 @@ class _Execution:
                        finish_reason="error", passed=False, result=f"failed: {exc}",
                        category="generation_error", grade_seconds=0.0)
             self._record(row, log, bar)
-            return grading.submit(sandbox, None)  # an already finished future
+            return
         completion = self.benchmark.completion(problem, gen.text, style)
         job = None if completion is None else self.benchmark.job(
             problem, completion, time_limit(self.config), self.config.memory_mb)
@@ -156,9 +158,9 @@ class _Execution:
                    tokens=gen.tokens, gen_seconds=round(gen.seconds, 4),
                    finish_reason=gen.finish_reason)
         recorded: Future = Future()
+        self.recorded.append(recorded)
         grading.submit(sandbox, job).add_done_callback(
             lambda f: self._graded(row, f, log, bar, recorded))
-        return recorded
 
     def _graded(self, row, future, log, bar, recorded) -> None:
         try:
