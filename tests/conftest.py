@@ -1,3 +1,5 @@
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,25 @@ from benchkit.model_file import embedded_model_path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+# What a marked test needs, and how to get it. Outside CI a missing one skips the test with
+# that reason; in CI (CI=true, as .ci/run runs) it fails it: CI must run everything.
+NEEDS = {
+    "needs_bwrap": (lambda: shutil.which("bwrap") is not None,
+                    "bubblewrap is not installed (apt-get install bubblewrap; scripts/install.sh does it)"),
+    "needs_chromium": (lambda: shutil.which("chromium") is not None,
+                       "chromium is not installed (apt-get install chromium; scripts/install.sh does it)"),
+    "needs_shared": (lambda: (SHARED / "data" / "lcb").is_dir(),
+                     f"{SHARED}/data/lcb is missing (the project's shared data, beside the checkout)"),
+}
+
+
+def pytest_runtest_setup(item):
+    for marker, (available, reason) in NEEDS.items():
+        if item.get_closest_marker(marker) and not available():
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run this test: {reason}", pytrace=False)
+            pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ def problems():
     return {p.task_id: p for p in lcb().problems()}
 
 
+@pytest.mark.needs_shared
 def test_loads_every_problem(problems):
     assert len(problems) == 380
     assert problems["1873_A"].data["has_private"] and len(problems["1873_A"].data["tests"]) > 1
@@ -94,6 +95,7 @@ def test_a_problem_without_tests_still_needs_a_program_that_loads(tmp_path):
     assert [json.loads(line)["passed"] for line in out.read_text().splitlines()] == [True, False]
 
 
+@pytest.mark.needs_shared
 def test_date_platform_and_difficulty_filters(problems):
     window = lcb(start_date="2025-02-01", end_date="2025-03-31").problems()
     assert window and all("2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in window)
@@ -133,6 +135,7 @@ def official_sample(k=240, seed=7):
     return passed + failed + [r for r in rows if r["question_id"] == "1873_A"]
 
 
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_verdicts_match_the_official_ones(tmp_path, problems):
     rows = official_sample()
@@ -149,6 +152,7 @@ def test_verdicts_match_the_official_ones(tmp_path, problems):
     assert {g["category"] for g in graded} >= {"passed", "wrong_answer", "runtime_error"}
 
 
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems):
     from tests.official_lcb import official_verdict
@@ -164,6 +168,7 @@ def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems
     assert differ == []
 
 
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_real_run_of_the_embedded_model_on_a_date_window(tmp_path):
     from benchkit.runner import run
@@ -182,6 +187,7 @@ def test_real_run_of_the_embedded_model_on_a_date_window(tmp_path):
     assert len(set(res["failed_tasks"])) == len(res["failed_tasks"]) <= 3
 
 
+@pytest.mark.needs_shared
 def test_scores_are_per_problem_not_per_test(tmp_path, problems):
     """The seed's origin counted test cases (441 for 167 problems); a problem is one unit here."""
     qid = next(q for q, p in problems.items() if len(p.data["tests"]) >= 3)

@@ -49,6 +49,7 @@ def test_the_runs_differ_where_the_answers_were_cut(real_runs):
     assert (table.ci_low <= table.score).all() and (table.score <= table.ci_high).all()
 
 
+@pytest.mark.needs_chromium
 def test_report_opens_in_chromium_with_every_plot_drawn(real_runs, tmp_path):
     results, run_ids = real_runs
     out = tmp_path / "report.html"
@@ -62,6 +63,7 @@ def test_report_opens_in_chromium_with_every_plot_drawn(real_runs, tmp_path):
     assert "McNemar" in page.text and "not significant" in page.text
 
 
+@pytest.mark.needs_chromium
 def test_compare_notebook_runs_headless_and_its_export_opens_in_chromium(real_runs, tmp_path):
     results, run_ids = real_runs
     executed = tmp_path / "compare.ipynb"

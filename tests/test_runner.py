@@ -26,6 +26,7 @@ def by_sample(records):
     return {(r["task_id"], r["sample"]): r["output"] for r in records}
 
 
+@pytest.mark.needs_bwrap
 def test_real_run_is_stored_in_the_seed_format_extended(small_config, model_path):
     record = run(small_config, progress=False)
     assert record["status"] == "complete" and record["benchmark"] == "human_eval"

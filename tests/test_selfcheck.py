@@ -1,3 +1,5 @@
+import pytest
+
 from benchkit.sandbox import Sandbox
 from benchkit.selfcheck import KNOWN_BAD, selfcheck
 from tests.conftest import benchkit_cli
@@ -17,6 +19,7 @@ def test_a_too_tight_time_limit_is_warned_about():
     assert any("raise --timeout" in w for w in report.warnings)
 
 
+@pytest.mark.needs_bwrap
 def test_cli_selfcheck():
     done = benchkit_cli("selfcheck")
     assert done.returncode == 0, done.stderr
