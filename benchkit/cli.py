@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
+    sweep = commands.add_parser("sweep", help="run every cell of a sweep file that is not done yet")
+    sweep.add_argument("file", type=Path, help="sweep YAML (see parameters/sweep-example.yaml)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the cells, their state and the work left")
+    sweep.add_argument("--executor", default="local", help="local (default)")
+    sweep.add_argument("--results-dir", default="results")
+    sweep.add_argument("--workers", type=int, default=None, help="sandbox workers (default: all cores)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(func=_sweep)
+
     check = commands.add_parser("selfcheck", help="check that grading is sound on this machine")
     check.add_argument("--timeout", type=float, default=3.0)
     check.add_argument("--memory-mb", type=int, default=2048)
@@ -146,6 +155,21 @@ def _grade(args) -> int:
                              config.memory_mb, config.grade_workers, progress=not args.quiet)
     print(f"results: {out}")
     print("  ".join(f"{k}: {v:.2f}%" if k.startswith("pass@") else f"{k}: {v}" for k, v in pass_k.items()))
+    return 0
+
+
+def _sweep(args) -> int:
+    from benchkit.executors import executor
+    from benchkit.store import ResultsStore
+    from benchkit.sweep import load_sweep, plan_table
+
+    sweep = load_sweep(args.file, args.results_dir)
+    if args.dry_run:
+        print(plan_table(sweep, ResultsStore(args.results_dir)))
+        return 0
+    records = executor(args.executor)(sweep, args.results_dir, progress=not args.quiet, workers=args.workers)
+    for record in records:
+        print(_summary(record))
     return 0
 
 

@@ -11,6 +11,7 @@ from benchkit import scoring
 from benchkit.benchmarks.base import Benchmark, Problem
 from benchkit.errors import DataError
 from benchkit.sandbox import Job, Outcome, Sandbox
+from benchkit.selfcheck import SelfCheck, selfcheck
 from benchkit.store import atomic_write
 
 CATEGORIES = (
@@ -18,6 +19,30 @@ CATEGORIES = (
     "timeout", "memory", "disk", "processes", "output", "truncated", "generation_error",
 )
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
+
+
+class GradingPool:
+    """A sandbox pool and its self-checks: one per run, or one for every run of a sweep, which
+    then starts its workers and checks them once per (time limit, memory limit)."""
+
+    def __init__(self, workers: int | None = None):
+        self.sandbox = Sandbox(workers)
+        self._checks: dict[tuple[float, int], SelfCheck] = {}
+
+    def selfcheck(self, timeout: float, memory_mb: int) -> SelfCheck:
+        key = (timeout, memory_mb)
+        if key not in self._checks:
+            self._checks[key] = selfcheck(self.sandbox, timeout, memory_mb)
+        return self._checks[key]
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def __enter__(self) -> GradingPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def submit(sandbox: Sandbox, job: Job | None) -> Future:

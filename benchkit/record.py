@@ -70,6 +70,11 @@ class Results(_Open):
     failed_tasks: list[str] = Field(default_factory=list)
 
 
+class SweepRef(BaseModel):
+    name: str
+    cell: str
+
+
 class RunRecord(_Open):
     schema_version: int = SCHEMA_VERSION
     run_id: str | None = None
@@ -79,6 +84,7 @@ class RunRecord(_Open):
     status: Literal["running", "complete", "interrupted", "failed"] = "complete"
     config: Config = Field(default_factory=Config)
     results: Results = Field(default_factory=Results)
+    sweep: SweepRef | None = None  # the sweep and cell this run belongs to
 
 
 def validated(run: dict, where: str) -> dict:

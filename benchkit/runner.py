@@ -22,15 +22,17 @@ from benchkit.environment import describe_machine
 from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.record import SCHEMA_VERSION
-from benchkit.sandbox import Sandbox
-from benchkit.selfcheck import selfcheck
+from benchkit.grading import GradingPool
 from benchkit.store import ResultsStore
 
 
-def run(config: RunConfig, resume: str | bool | None = None, progress: bool = True) -> dict:
+def run(config: RunConfig, resume: str | bool | None = None, progress: bool = True,
+        pool: GradingPool | None = None, sweep: dict | None = None) -> dict:
     """Run (or resume) a benchmark and return its stored record.
 
     `resume`: a run_id, or True for the latest unfinished run with the same settings.
+    `pool`: a sandbox pool shared by several runs (a sweep's), self-checked once per limits;
+    by default the run starts its own. `sweep`: {"name", "cell"} stored with the run.
     Ctrl-C marks the run interrupted and re-raises KeyboardInterrupt; any other error marks
     it failed. Either way every finished sample is kept and `resume` continues from there.
     """
@@ -39,21 +41,27 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
         record["config"]["settings"] = config.settings()  # same identity; where and how are today's
-    model_info = _model_info(config)
+    info = model_info(config)
     benchmark = get_benchmark(config.benchmark, config)
-    if config.prompt_style == "chat" and not model_info.has_chat_template:
+    if config.prompt_style == "chat" and not info.has_chat_template:
         raise ConfigError(
-            f"{model_info.path} has no chat template (a base model?); use prompt_style completion",
+            f"{info.path} has no chat template (a base model?); use prompt_style completion",
             where="prompt_style",
         )
     if not resume:
-        record = _new_record(config, model_info)
-    _check_same_model(record, model_info)
+        record = _new_record(config, info)
+    if sweep is not None:
+        record["sweep"] = sweep
+    _check_same_model(record, info)
     problems = benchmark.problems()[: config.limit]
-    return _Execution(config, benchmark, problems, store, record).go(progress)
+    execution = _Execution(config, benchmark, problems, store, record)
+    if pool is not None:
+        return execution.go(progress, pool)
+    with GradingPool(config.grade_workers) as own:
+        return execution.go(progress, own)
 
 
-def _model_info(config: RunConfig) -> ModelInfo:
+def model_info(config: RunConfig) -> ModelInfo:
     """The GGUF file's facts; without a local file (a remote endpoint, a script), what names it."""
     if config.model is None and config.backend in ("openai", "scripted"):
         name = config.model_name or "default" if config.backend == "openai" else Path(config.script or "").stem
@@ -74,17 +82,16 @@ class _Execution:
         self.gen_seconds = 0.0
         self.lock = threading.Lock()
 
-    def go(self, progress: bool) -> dict:
+    def go(self, progress: bool, pool: GradingPool) -> dict:
         done = {(r["task_id"], r["sample"]) for r in self.store.samples(self.run_id)}
         todo = [(p, i) for p in self.problems for i in range(self.config.num_samples)
                 if (p.task_id, i) not in done]
         started = time.monotonic()
         self._mark("running")
         try:
-            with Sandbox(self.config.grade_workers) as sandbox, \
-                    self.store.sample_log(self.run_id) as log:
-                self._selfcheck(sandbox)
-                self._generate(todo, sandbox, log, progress, len(done))
+            with self.store.sample_log(self.run_id) as log:
+                self._selfcheck(pool)
+                self._generate(todo, pool.sandbox, log, progress, len(done))
         except KeyboardInterrupt:
             self._finish("interrupted", started)
             raise
@@ -93,10 +100,10 @@ class _Execution:
             raise
         return self._finish("complete", started)
 
-    def _selfcheck(self, sandbox) -> None:
+    def _selfcheck(self, pool: GradingPool) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
-        check = selfcheck(sandbox, time_limit(self.config), self.config.memory_mb)
-        self.record["config"]["sandbox"] = {"isolation": sandbox.isolation,
+        check = pool.selfcheck(time_limit(self.config), self.config.memory_mb)
+        self.record["config"]["sandbox"] = {"isolation": pool.sandbox.isolation,
                                             "time_limit_s": time_limit(self.config),
                                             "selfcheck": check.as_config()}
         self.record["config"]["data"] = self.benchmark.describe()
@@ -240,10 +247,10 @@ def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
         if record.get("status") == "complete":
             raise StoreError(f"run {resume} is already complete; nothing to resume")
     else:
-        wanted = _identity(config)
+        wanted = identity(config)
         candidates = [r for r in store.runs()
                       if r.get("status") in ("running", "interrupted", "failed")
-                      and not _still_running(r) and _identity_of_record(r) == wanted]
+                      and not _still_running(r) and identity_of_record(r) == wanted]
         if not candidates:
             raise StoreError(
                 "no unfinished run with these settings to resume; run without --resume, or give a "
@@ -259,20 +266,20 @@ def _still_running(record: dict) -> bool:
     return record.get("status") == "running" and _alive(machine.get("pid"), machine.get("host"))
 
 
-def _identity(config: RunConfig) -> dict:
+def identity(config: RunConfig) -> dict:
     """What decides the generated text: every setting, and which model file."""
-    identity = config.identity()
-    identity["timeout"] = time_limit(config)
-    identity["model"] = str(Path(config.model or embedded_model_path()).expanduser().resolve())
-    return identity
+    settings = config.identity()
+    settings["timeout"] = time_limit(config)
+    settings["model"] = str(Path(config.model or embedded_model_path()).expanduser().resolve())
+    return settings
 
 
-def _identity_of_record(record: dict) -> dict | None:
+def identity_of_record(record: dict) -> dict | None:
     """The identity of a stored run; None for a run that stored no settings (the seed's)."""
     if not record["config"]["settings"]:
         return None
     try:
-        return _identity(_config_of(record, RunConfig()))
+        return identity(_config_of(record, RunConfig()))
     except ValueError:  # settings this version no longer accepts (pydantic's ValidationError)
         return None
 
