@@ -191,21 +191,44 @@ def export_html(notebook: str | Path, output: str | Path | None = None) -> Path:
 
 
 def execute(config: RunConfig, resume=None) -> Path:
-    """Run the benchmark's notebook under papermill; the executed copy is the report."""
+    """Run the benchmark's notebook under papermill; the executed copy is the report.
+
+    The results directory is checked before the kernel starts (and loads the model). An
+    executed notebook that cannot be written (disk full) ends in a StoreError naming it; a
+    half-written copy is removed. Either way the kernel was interrupted first, so the run is
+    marked interrupted and `--resume` continues it.
+    """
+    import json
+
     import papermill
+
+    from benchkit.store import ResultsStore
 
     source = NOTEBOOK_DIR / f"{config.benchmark}.ipynb"
     if not source.exists():
         raise ConfigError(f"no notebook for benchmark {config.benchmark!r}", where=str(source))
+    ResultsStore(config.results_dir).check_writable()
     reports = Path(config.results_dir) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
     output = reports / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
     parameters = config.model_dump(mode="json") | {"resume": resume}
     try:
+        reports.mkdir(parents=True, exist_ok=True)
         papermill.execute_notebook(str(source), str(output), parameters=parameters,
                                    cwd=str(Path.cwd()), progress_bar=False)
     except papermill.PapermillExecutionError as exc:
         kind = getattr(errors, exc.ename, None)
         kind = kind if isinstance(kind, type) and issubclass(kind, BenchkitError) else BenchkitError
         raise kind(f"{exc.ename}: {exc.evalue}", where=f"{output} (cell {exc.exec_count})") from None
+    except OSError as exc:
+        where = exc.filename or str(output)
+        try:  # papermill writes in place: never leave a half-written notebook behind
+            json.loads(output.read_bytes())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            output.unlink(missing_ok=True)
+            where += " (its half-written copy was removed)"
+        raise errors.StoreError(f"cannot write the executed notebook: {exc.strerror or exc}",
+                                where=where) from None
     return output
+
