@@ -289,10 +289,14 @@ def test_stop_signal_mid_run_marks_it_interrupted(tmp_path, signum):
 
 
 def test_sighup_during_model_load(tmp_path, model_path):
+    """The signal is sent as soon as llama.cpp has mapped the model file (during its load, or
+    just after: the load takes a fraction of a second). The header check before the run maps
+    it too, briefly: so wait for the stored run first."""
     results = tmp_path / "results"
     run = Run(results)
     maps = Path(f"/proc/{run.proc.pid}/maps")
-    run.wait_until(lambda: str(model_path) in maps.read_text(), "the model mapped")  # llama.cpp loads it
+    run.wait_until(lambda: (results / "benchmark_results.json").exists(), "the run stored")
+    run.wait_until(lambda: str(model_path) in maps.read_text(), "the model mapped")
     run.proc.send_signal(signal.SIGHUP)
     rc, err = run.end()
     record = only_run(results)
