@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import typing
 from pathlib import Path
 
+from benchkit import interrupts
 from benchkit.config import RunConfig, fields, flag
 from benchkit.errors import BenchkitError
 
@@ -16,21 +18,30 @@ GROUPS = {"benchmark": "benchmark", "model": "model", "sampling": "sampling", "g
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every way a command can fail ends in one line on stderr and a non-zero exit status:
+    1 for an error, 2 for bad settings, 128 + the signal's number when a signal stopped it."""
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()  # SIGTERM and SIGHUP stop a run as Ctrl-C does: marked interrupted, resumable
     try:
         return args.func(args) or 0
     except BenchkitError as exc:
-        print(f"benchkit: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("benchkit: interrupted; finished samples are stored, continue with --resume",
-              file=sys.stderr)
-        return 130
+    except OSError as exc:  # a file or directory benchkit did not expect to fail: name it
+        _say(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", exc)
+        return 1
+    except KeyboardInterrupt as exc:
+        name = interrupts.signal_name(exc)
+        _say(f"stopped by {name}", exc, "finished samples are stored, continue with --resume")
+        return 128 + signal.Signals[name].value
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: marked interrupted, resumable
+def _say(message: str, exc: BaseException, default: str = "") -> None:
+    """One line on stderr: what failed and where, then what became of the run."""
+    outcome = getattr(exc, "outcome", None) or default
+    line = f"benchkit: {message}" + (f"; {outcome}" if outcome else "")
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+        print(line.replace("\n", " | "), file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
 import mmap
 import os
+import signal
 import struct
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -203,3 +206,73 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+class MappedModelGuard:
+    """llama.cpp reads an in-process model through a memory map of the GGUF file, so the file
+    must not change while it is loaded: truncating it turns the next read of a weight into a
+    SIGBUS that kills the process; rewriting it in place changes the weights silently. Deleting
+    it, or renaming another file over it, is harmless: the mapped inode lives on.
+
+    The guard keeps the loaded file open and `check()` (before each sample) refuses to go on
+    once its size or modification time changed. A truncation during a decode still raises
+    SIGBUS: the guard turns it into the one line naming the file (and whatever the `last words`
+    hooks of `benchkit.interrupts` report, the run marked failed) instead of a bare "Bus error".
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise ModelFileError(f"model file is not readable: {exc.strerror}", where=self.path) from None
+        self._loaded = _stamp(os.fstat(self._fd))
+        _watch_sigbus(self.path)
+
+    def check(self) -> None:
+        now = _stamp(os.fstat(self._fd))
+        if now != self._loaded:
+            raise ModelFileError(
+                f"the model file was truncated or rewritten during the run (size {self._loaded[0]} -> "
+                f"{now[0]} bytes); restore it, then continue with --resume (its sha256 is checked)",
+                where=self.path)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            _watch_sigbus(None)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_size, stat.st_mtime_ns
+
+
+_SIGBUS_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_int)
+_sigbus = {"path": None, "handler": None}
+_dying = threading.Lock()
+
+
+def _watch_sigbus(path: str | None) -> None:
+    """While `path` is mapped, a SIGBUS (a read past the end of the truncated file) ends the
+    process with one line naming it. Python's own signal handlers cannot do this: they run
+    later, in the main thread, and the faulting read would fault again forever."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    _sigbus["path"] = path
+    if path is None:
+        libc.signal(signal.SIGBUS, signal.SIG_DFL)
+        return
+    if _sigbus["handler"] is None:
+        _sigbus["handler"] = _SIGBUS_HANDLER(_on_sigbus)
+    libc.signal(signal.SIGBUS, ctypes.cast(_sigbus["handler"], ctypes.c_void_p))
+
+
+def _on_sigbus(signum: int) -> None:
+    from benchkit import interrupts
+
+    if not _dying.acquire(blocking=False):  # another thread faulted too: the first one reports
+        threading.Event().wait()
+    interrupts.die(f"error: {_sigbus['path']}: the model file was truncated while the model was "
+                   "loaded from it (SIGBUS reading its memory map)")

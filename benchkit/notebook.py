@@ -192,21 +192,107 @@ def export_html(notebook: str | Path, output: str | Path | None = None) -> Path:
 
 
 def execute(config: RunConfig, resume=None) -> Path:
-    """Run the benchmark's notebook under papermill; the executed copy is the report."""
+    """Run the benchmark's notebook under papermill; the executed copy is the report.
+
+    The results directory is checked before the kernel starts (and loads the model). However
+    execution ends early (a stop signal, an executed notebook that cannot be written), the
+    kernel is interrupted first, so the run in it is marked interrupted and `--resume`
+    continues it; the error names the notebook and says what became of the run.
+    """
+    import json
+
     import papermill
+
+    from benchkit.store import ResultsStore
 
     source = NOTEBOOK_DIR / f"{config.benchmark}.ipynb"
     if not source.exists():
         raise ConfigError(f"no notebook for benchmark {config.benchmark!r}", where=str(source))
-    reports = Path(config.results_dir) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    output = reports / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
+    store = ResultsStore(config.results_dir)
+    store.check_writable()
+    output = Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
     parameters = config.model_dump(mode="json") | {"resume": resume}
+    kernel = _Kernel(json.loads(source.read_text())["metadata"]["kernelspec"]["name"], store)
     try:
-        papermill.execute_notebook(str(source), str(output), parameters=parameters,
-                                   cwd=str(Path.cwd()), progress_bar=False)
+        kernel.run(lambda km: papermill.execute_notebook(
+            str(source), str(output), parameters=parameters, km=km, cwd=str(Path.cwd()), progress_bar=False))
     except papermill.PapermillExecutionError as exc:
         kind = getattr(errors, exc.ename, None)
         kind = kind if isinstance(kind, type) and issubclass(kind, BenchkitError) else BenchkitError
         raise kind(f"{exc.ename}: {exc.evalue}", where=f"{output} (cell {exc.exec_count})") from None
+    except OSError as exc:
+        where = exc.filename or str(output)
+        try:  # papermill writes in place: never leave a half-written notebook behind
+            json.loads(output.read_bytes())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            output.unlink(missing_ok=True)
+            where += " (its half-written copy was removed)"
+        error = errors.StoreError(f"cannot write the executed notebook: {exc.strerror or exc}", where=where)
+        error.outcome = kernel.outcome
+        raise error from None
     return output
+
+
+class _Kernel:
+    """The kernel papermill executes in, owned here so that however execution ends, the kernel
+    is interrupted first (its run is marked interrupted) and only then shut down.
+
+    papermill runs on a thread of its own: on the main thread, nbclient would put its own
+    SIGINT/SIGTERM handlers in place of benchkit's for the whole execution."""
+
+    def __init__(self, name: str, store):
+        from jupyter_client import KernelManager
+
+        self.manager = KernelManager(kernel_name=name, shutdown_wait_time=60)
+        self.store, self.outcome = store, None
+
+    def run(self, execute) -> None:
+        import threading
+
+        from benchkit import interrupts
+
+        failure: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _catch(execute, self.manager, failure), name="papermill")
+        thread.start()
+        try:
+            thread.join()
+        except KeyboardInterrupt as exc:
+            with interrupts.deferred():
+                self.stop(thread)
+            exc.outcome = self.outcome
+            raise
+        finally:
+            with interrupts.deferred():
+                self.stop(thread)
+        if failure:
+            raise failure[0]
+
+    def stop(self, thread) -> None:
+        if self.manager.has_kernel:
+            pid = self.manager.provisioner.pid if self.manager.provisioner else None
+            self.manager.interrupt_kernel()  # the run in it stops as on Ctrl-C: marked interrupted
+            thread.join(timeout=120)
+            self.manager.shutdown_kernel()
+            self.outcome = self.outcome or _run_outcome(self.store, pid)
+        thread.join()
+
+
+def _catch(function, argument, failure: list) -> None:
+    try:
+        function(argument)
+    except BaseException as exc:
+        failure.append(exc)
+
+
+def _run_outcome(store, pid) -> str | None:
+    """What became of the run a kernel (process `pid`) made, in the words the CLI uses."""
+    runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+    if not runs:
+        return None
+    run, res = runs[-1], runs[-1].get("results", {})
+    if run.get("status") == "complete":
+        return f"run {run['run_id']} is complete and stored"
+    return (f"run {run['run_id']} marked {run.get('status')} with {res.get('samples_done', '?')} of "
+            f"{res.get('samples_expected', '?')} samples stored; continue with --resume")

@@ -6,6 +6,7 @@ A run is resumable at any point: each finished sample is a durable line in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -14,12 +15,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchkit import grading, scoring
+from benchkit import grading, interrupts, scoring
 from benchkit.backends import open_backend
 from benchkit.benchmarks import get_benchmark, time_limit
 from benchkit.config import RunConfig, fields
 from benchkit.environment import describe_machine
-from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
+from benchkit.errors import BenchkitError, ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.record import SCHEMA_VERSION
 from benchkit.grading import GradingPool
@@ -37,6 +38,7 @@ def run(config: RunConfig, resume: str | bool | None = None, progress: bool = Tr
     it failed. Either way every finished sample is kept and `resume` continues from there.
     """
     store = ResultsStore(config.results_dir)
+    store.check_writable()  # before the model is hashed or loaded
     if resume:
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
@@ -81,6 +83,7 @@ class _Execution:
         self.graded = self.passed = self.tokens = 0
         self.gen_seconds = 0.0
         self.lock = threading.Lock()
+        self.stored: str | None = None  # the status the results file holds for this run
 
     def go(self, progress: bool, pool: GradingPool) -> dict:
         done = {(r["task_id"], r["sample"]) for r in self.store.samples(self.run_id)}
@@ -89,16 +92,14 @@ class _Execution:
         started = time.monotonic()
         self._mark("running")
         try:
-            with self.store.sample_log(self.run_id) as log:
+            with self.store.sample_log(self.run_id) as log, \
+                    interrupts.last_words(lambda: self._finish_and_say("failed", started)):
                 self._selfcheck(pool)
                 self._generate(todo, pool.sandbox, log, progress, len(done))
-        except KeyboardInterrupt:
-            self._finish("interrupted", started)
+        except BaseException as exc:
+            self._stop(exc, started)
             raise
-        except BaseException:
-            self._finish("failed", started)
-            raise
-        return self._finish("complete", started)
+        return self._complete(started)
 
     def _selfcheck(self, pool: GradingPool) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
@@ -199,6 +200,37 @@ class _Execution:
         self.record["status"] = status
         self.record["config"]["machine"]["pid"] = os.getpid()
         self.store.save(self.record)
+        self.stored = status
+
+    # ------------------------------------------------------------------ finishing
+    def _stop(self, exc: BaseException, started: float) -> None:
+        """Mark the run interrupted (a stop signal) or failed (anything else), and put what
+        became of it on `exc.outcome`, for the one line the CLI prints."""
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        with contextlib.suppress(KeyboardInterrupt):  # a second stop signal: the first is handled
+            with interrupts.deferred():
+                exc.outcome = self._finish_and_say(status, started)
+
+    def _complete(self, started: float) -> dict:
+        """Mark the run complete. A stop signal meanwhile waits until the record is written whole."""
+        try:
+            with interrupts.deferred():
+                return self._finish("complete", started)
+        except BaseException as exc:
+            exc.outcome = (f"run {self.run_id} is complete and stored" if self.stored == "complete"
+                           else f"run {self.run_id} has all its samples stored but could not be marked "
+                                "complete: --resume completes it once that is fixed")
+            raise
+
+    def _finish_and_say(self, status: str, started: float) -> str:
+        try:
+            self._finish(status, started)
+        except BenchkitError as exc:
+            return (f"run {self.run_id} could not be marked {status} either ({exc}); its finished "
+                    "samples are kept: continue with --resume once that is fixed")
+        res = self.record["results"]
+        return (f"run {self.run_id} marked {status} with {res['samples_done']} of "
+                f"{res['samples_expected']} samples stored; continue with --resume")
 
     def _finish(self, status: str, started: float) -> dict:
         elapsed = self.record["results"].get("time_taken", 0.0) + time.monotonic() - started

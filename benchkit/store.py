@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from benchkit import interrupts
 from benchkit.errors import StoreError
 from benchkit.record import migrate
 
@@ -42,19 +44,34 @@ class ResultsStore:
 
     def save(self, run: dict) -> None:
         """Insert or replace (by run_id) one run, in the current schema (checked, or migrated
-        from an older one); every other run is kept as it was."""
+        from an older one); every other run is kept as it was. A stop signal that arrives
+        meanwhile is held until the file is whole again."""
         run = migrate(run, str(self.file))
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            data = self._read()
-            runs = data["runs"]
-            for i, existing in enumerate(runs):
-                if existing.get("run_id") == run["run_id"]:
-                    runs[i] = run
-                    break
-            else:
-                runs.append(run)
-            atomic_write(self.file, json.dumps(data, indent=2) + "\n")
+        with interrupts.deferred():
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                with self._lock:
+                    data = self._read()
+                    _put(data["runs"], run)
+                    atomic_write(self.file, json.dumps(data, indent=2) + "\n")
+            except OSError as exc:
+                raise StoreError(f"cannot write the results file: {_reason(exc)}", where=str(self.file)) from None
+
+    def check_writable(self) -> None:
+        """Fail now, naming the directory, where runs cannot be stored: before a model is loaded.
+        A missing results directory is created; a broken results file is reported."""
+        for directory in (self.dir, self.dir / "samples"):
+            if directory.exists() and not directory.is_dir():
+                raise StoreError("is not a directory (the results directory must be one)", where=str(directory))
+            probe = directory / f".benchkit-probe-{os.getpid()}-{threading.get_ident()}"
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                atomic_write(probe, "benchkit write check\n")
+                probe.unlink()
+            except OSError as exc:
+                where = exc.filename if exc.filename and Path(exc.filename).parent != directory else directory
+                raise StoreError(f"results directory is not writable: {_reason(exc)}", where=str(where)) from None
+        self._read()
 
     def _read(self) -> dict:
         try:
@@ -88,10 +105,13 @@ class ResultsStore:
     def samples(self, run_id: str) -> list[dict]:
         """The finished samples of a run; a torn last line (killed mid-write) is ignored."""
         path = self.samples_file(run_id)
-        if not path.exists():
+        try:
+            lines = path.read_bytes().split(b"\n")
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StoreError(f"cannot read the samples journal: {_reason(exc)}", where=str(path)) from None
         records = []
-        lines = path.read_bytes().split(b"\n")
         for number, line in enumerate(lines[:-1], start=1):  # the part after the last \n is torn
             if not line.strip():
                 continue
@@ -106,30 +126,56 @@ class ResultsStore:
 
 
 class SampleLog:
-    """Append-only, thread-safe, durable log of finished samples."""
+    """Append-only, thread-safe, durable log of finished samples. A record that cannot be
+    written whole (disk full) is cut off again, so the log never keeps half a line."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_torn_tail(path)
-        self._fh = path.open("a", encoding="utf-8")
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(path)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"cannot open the samples journal: {_reason(exc)}", where=str(path)) from None
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        line = json.dumps(record) + "\n"
+        data = (json.dumps(record) + "\n").encode("utf-8")
         with self._lock:
-            self._fh.write(line)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            end = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                _write_all(self._fd, data)
+                os.fsync(self._fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                raise StoreError(f"cannot append to the samples journal: {_reason(exc)}",
+                                 where=str(self.path)) from None
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> "SampleLog":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _put(runs: list[dict], run: dict) -> None:
+    for i, existing in enumerate(runs):
+        if existing.get("run_id") == run["run_id"]:
+            runs[i] = run
+            return
+    runs.append(run)
+
+
+def _reason(exc: OSError) -> str:
+    """`No space left on device`, `Read-only file system`: what the user can act on."""
+    return exc.strerror or str(exc)
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -142,16 +188,27 @@ def _drop_torn_tail(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` whole: a temporary file, fsynced, renamed over it. On any
+    failure (disk full included) the old file is untouched and the temporary file removed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            _write_all(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

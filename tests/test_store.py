@@ -1,6 +1,8 @@
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -94,3 +96,62 @@ def test_corrupt_sample_line_in_the_middle_is_named(results_dir):
 def test_unknown_run_id(results_dir):
     with pytest.raises(StoreError, match="no run with run_id 'zzz'"):
         ResultsStore(results_dir).get("zzz")
+
+
+SAVE_LOOP = """
+import sys
+from benchkit import interrupts
+from benchkit.store import ResultsStore
+from tests.conftest import stored_run
+interrupts.install()
+store, pad, n = ResultsStore(sys.argv[1]), "x" * 16_000_000, 0
+try:
+    while True:
+        n += 1
+        print(f"saving {n}", flush=True)
+        store.save(stored_run("r", "running") | {"n": n, "pad": pad})
+except KeyboardInterrupt as exc:
+    print(f"stopped by {exc.signal_name}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_stop_signal_during_a_save_waits_until_the_file_is_whole(results_dir, signum):
+    """The signal is sent while a later save is writing its temporary file (16 MB, fsynced): it
+    is held until that save has landed, then stops the process. Nothing half-written, nothing
+    lost."""
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(results_dir)],
+                            stdout=subprocess.PIPE, text=True)
+    store, deadline = ResultsStore(results_dir), time.monotonic() + 60
+    while not (store.file.exists() and list(results_dir.glob(".*.tmp"))):  # a save under way
+        assert time.monotonic() < deadline and proc.poll() is None
+    proc.send_signal(signum)
+    out = proc.communicate(timeout=60)[0].split("\n")
+    assert proc.returncode == 0
+    assert out[-2] == f"stopped by {signum.name}" and out[-3].startswith("saving ")
+    assert store.get("r")["n"] == int(out[-3].split()[1])  # the save that had begun landed
+    assert not list(results_dir.glob(".*.tmp"))
+
+
+def test_disk_full_sample_write_leaves_no_torn_line(tmp_path):
+    """A record that does not fit is cut off again: the journal keeps whole lines only."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        store = ResultsStore(mount)
+        with store.sample_log("r") as log:
+            log.write({"task_id": "t", "sample": 0, "output": "a" * 3000})
+            with pytest.raises(StoreError, match=f"{store.samples_file('r')}: cannot append to the "
+                                                 "samples journal: No space left on device"):
+                log.write({"task_id": "t", "sample": 1, "output": "b" * 20000})
+        assert store.samples_file("r").read_bytes().endswith(b"\n")
+        assert [r["sample"] for r in store.samples("r")] == [0]
+        with pytest.raises(StoreError, match="cannot write the results file: No space left on device"):
+            store.save(stored_run("r") | {"pad": "c" * 20000})
+        assert not list(mount.glob(".*.tmp"))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -10,6 +10,7 @@ import time
 
 from benchkit.backends.base import Generation
 from benchkit.errors import ConfigError, GenerationError, ModelLoadError
+from benchkit.model_file import MappedModelGuard
 
 
 class LlamaCppBackend:
@@ -25,6 +26,7 @@ class LlamaCppBackend:
                               "use --backend llama_server for --parallel", where="parallel")
         self.config = config
         self.model_path = str(model_path)
+        self.guard = MappedModelGuard(self.model_path)  # opened before llama.cpp maps it
         with tempfile.TemporaryFile("w+") as log, _stderr_to(log):
             try:
                 self.llm = Llama(
@@ -36,7 +38,10 @@ class LlamaCppBackend:
                     seed=config.seed,
                     verbose=False,
                 )
-            except (ValueError, RuntimeError, OSError) as exc:
+            except BaseException as exc:
+                self.guard.close()
+                if not isinstance(exc, (ValueError, RuntimeError, OSError)):
+                    raise
                 log.seek(0)
                 tail = "".join(log.readlines()[-8:]).strip()
                 raise ModelLoadError(
@@ -61,6 +66,7 @@ class LlamaCppBackend:
             seed=sampling.seed,
             stop=sampling.stop or None,
         )
+        self.guard.check()  # a truncated or rewritten model file: stop, named, before reading it
         self.llm.reset()  # no KV reuse across samples: each sample's text is independent of order
         started = time.perf_counter()
         try:
@@ -94,6 +100,9 @@ class LlamaCppBackend:
             llm.close()
             del llm
             gc.collect()
+        guard, self.guard = getattr(self, "guard", None), None
+        if guard is not None:
+            guard.close()
 
 
 @contextlib.contextmanager
