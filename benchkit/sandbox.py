@@ -155,7 +155,19 @@ class _Worker:
         self._next_id = 0
 
     def run(self, job: Job, nproc: int, on_long_running=lambda: None) -> Outcome:
+        """The program's outcome. A worker that dies under a program (the OOM killer, an admin,
+        a stray pkill: nothing tells them apart from the program itself) is replaced and the
+        program runs once more in a fresh one; only a program that kills that one too fails."""
+        for _ in range(2):
+            outcome = self._run_once(job, nproc, on_long_running)
+            if outcome is not None:
+                return outcome
+        return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
+
+    def _run_once(self, job: Job, nproc: int, on_long_running) -> Outcome | None:
+        """None when the worker died before answering."""
         if self._proc is None or self._proc.poll() is not None:
+            self.stop()
             self._start()
         self._next_id += 1
         request = {**asdict(job), "id": self._next_id, "nproc": nproc}
@@ -167,11 +179,14 @@ class _Worker:
                 on_long_running()
                 budget = job.timeout * max(1, len(job.tests)) + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, ValueError):
             reply = None
         if reply is None or reply.get("id") != self._next_id:
+            stalled = self._proc.poll() is None  # alive past the backstop: no second try
             self.stop()
-            return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
+            if stalled:
+                return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
+            return None
         return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"],
                        reply.get("failed_test"))
 
