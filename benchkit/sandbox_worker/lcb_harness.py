@@ -15,6 +15,7 @@ import time
 
 from harness import (MESSAGE_LIMIT, isolate_descriptors, limit_resources, parse_message,
                      reliability_guard)
+from preload import as_in_reference
 from processes import kill_descendants
 
 TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
@@ -42,6 +43,7 @@ def run_tests_job(job, scratch_root):
     if pid == 0:
         os.close(out_r)
         os.close(ctl_w)
+        as_in_reference("tests")
         _test_child(job, scratch, out_w, ctl_r)
     os.close(out_w)
     os.close(ctl_r)

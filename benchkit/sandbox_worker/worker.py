@@ -30,21 +30,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this
 
 from harness import MESSAGE_LIMIT, parse_message, run_child  # noqa: E402
 from lcb_harness import run_tests_job  # noqa: E402
+from preload import as_in_reference, preload  # noqa: E402
 from processes import INSIDE_BWRAP, kill_descendants  # noqa: E402
 
-# Imported once here, so each forked program finds them loaded (what "warm" buys).
-PRELOAD = ("subprocess", "faulthandler", "ast", "unittest.mock", "decimal", "types", "math", "re", "typing", "collections", "itertools",
-           "functools", "heapq", "bisect", "string", "hashlib", "random", "statistics",
-           "fractions", "decimal", "datetime", "copy", "operator", "array", "threading")
 REPORT_LIMIT = 4096
+BOUND = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.abspath(__file__)))
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def main():
     sys.set_int_max_str_digits(50000)  # as LiveCodeBench's grader, for huge integer outputs
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            __import__(name)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"  # numpy's BLAS threads: one, not one per core, in every worker
+    preload()  # what the reference graders had imported, so each forked program finds it loaded
     proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDWR)
@@ -58,20 +56,39 @@ def main():
         if INSIDE_BWRAP:  # nothing a program leaves behind reaches the next program
             _empty("/tmp", keep=scratch_root)
             _empty("/dev/shm")
+            if not all(map(os.path.isdir, BOUND)):
+                return  # a program moved the Python directories away: the host starts a new worker
         outcome["id"] = job["id"]
         proto_out.write(json.dumps(outcome) + "\n")
         proto_out.flush()
 
 
 def _empty(directory, keep=None):
+    """Remove what programs left in `directory`, never crossing into another filesystem: the
+    venv or Python may be bound read-only inside /tmp (a checkout under /tmp), and walking
+    that bind after every program would cost a walk over every installed file."""
     with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            if entry.path != keep:
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+        _remove_children(directory, os.stat(directory).st_dev, keep)
+
+
+def _remove_children(directory, device, keep=None):
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.path == keep:
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir and entry.stat(follow_symlinks=False).st_dev != device:
+                    continue  # a mount point (a read-only bind): not ours to empty
+            except OSError:
+                continue
+            if is_dir:
+                _remove_children(entry.path, device)
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)  # fails, as it should, on the parents of a bind
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _become_subreaper():
@@ -93,6 +110,7 @@ def run_job(job, scratch_root):
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
+        as_in_reference("exec")
         run_child(job, scratch, write_end, nonce)
     os.close(write_end)
     status = _wait(pid, job["timeout"], started)
