@@ -67,9 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run every cell of a sweep file that is not done yet")
     sweep.add_argument("file", type=Path, help="sweep YAML (see parameters/sweep-example.yaml)")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells, their state and the work left")
-    sweep.add_argument("--executor", default="local", help="local (default)")
-    sweep.add_argument("--results-dir", default="results")
-    sweep.add_argument("--workers", type=int, default=None, help="sandbox workers (default: all cores)")
+    sweep.add_argument("--executor", default="local",
+                       help="local (default: cells one after another here), dask (a running cluster: "
+                       "--scheduler) or dask-local (a cluster of --workers local processes)")
+    sweep.add_argument("--scheduler", help="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    sweep.add_argument("--workers", type=int, default=2, help="dask-local: worker processes (default 2)")
+    sweep.add_argument("--results-dir", default="results", type=Path,
+                       help="shared by every worker (one journal per run; only this process writes "
+                       "benchmark_results.json)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(func=_sweep)
 
@@ -170,7 +175,7 @@ def _grade(args) -> int:
 
 
 def _sweep(args) -> int:
-    from benchkit.executors import executor
+    from benchkit.executors import Options, executor
     from benchkit.store import ResultsStore
     from benchkit.sweep import load_sweep, plan_table
 
@@ -178,7 +183,8 @@ def _sweep(args) -> int:
     if args.dry_run:
         print(plan_table(sweep, ResultsStore(args.results_dir)))
         return 0
-    records = executor(args.executor)(sweep, args.results_dir, progress=not args.quiet, workers=args.workers)
+    options = Options(args.results_dir, not args.quiet, args.scheduler, args.workers)
+    records = executor(args.executor)(sweep, options)
     for record in records:
         print(_summary(record))
     return 0

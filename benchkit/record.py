@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from benchkit.errors import StoreError
 
 SCHEMA_VERSION = 2
-STATUSES = ("running", "complete", "interrupted", "failed")
+STATUSES = ("queued", "running", "complete", "interrupted", "failed")  # queued: a sweep's, handed out
 MACHINE_KEYS = ("benchkit", "python", "os", "host", "cpu", "cpu_count", "gpu", "pid")
 SANDBOX_KEYS = ("isolation", "time_limit_s", "selfcheck")
 
@@ -81,7 +81,7 @@ class RunRecord(_Open):
     timestamp: str | None = None
     benchmark: str
     model: str
-    status: Literal["running", "complete", "interrupted", "failed"] = "complete"
+    status: Literal[STATUSES] = "complete"
     config: Config = Field(default_factory=Config)
     results: Results = Field(default_factory=Results)
     sweep: SweepRef | None = None  # the sweep and cell this run belongs to

@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,40 +28,64 @@ from benchkit.grading import GradingPool
 from benchkit.store import ResultsStore
 
 
+@dataclass
+class Context:
+    """What a run shares with other runs (a sweep's) or is given from outside."""
+
+    pool: GradingPool | None = None  # a sandbox pool, self-checked once per limits; default: its own
+    sweep: dict | None = None  # {"name", "cell"}, stored with the run
+    store: ResultsStore | None = None  # default: the results directory's; a Dask worker's keeps
+    #                                    the record in memory and only the journal on disk
+
+
 def run(config: RunConfig, resume: str | bool | None = None, progress: bool = True,
-        pool: GradingPool | None = None, sweep: dict | None = None) -> dict:
+        context: Context | None = None) -> dict:
     """Run (or resume) a benchmark and return its stored record.
 
     `resume`: a run_id, or True for the latest unfinished run with the same settings.
-    `pool`: a sandbox pool shared by several runs (a sweep's), self-checked once per limits;
-    by default the run starts its own. `sweep`: {"name", "cell"} stored with the run.
     Ctrl-C marks the run interrupted and re-raises KeyboardInterrupt; any other error marks
     it failed. Either way every finished sample is kept and `resume` continues from there.
     """
-    store = ResultsStore(config.results_dir)
+    context = context or Context()
+    store = context.store or ResultsStore(config.results_dir)
     store.check_writable()  # before the model is hashed or loaded
     if resume:
         record = _find_resumable(store, config, resume)
         config = _config_of(record, config)
         record["config"]["settings"] = config.settings()  # same identity; where and how are today's
-    info = model_info(config)
+    else:
+        record = new_record(config, context.sweep)
     benchmark = get_benchmark(config.benchmark, config)
-    if config.prompt_style == "chat" and not info.has_chat_template:
-        raise ConfigError(
-            f"{info.path} has no chat template (a base model?); use prompt_style completion",
-            where="prompt_style",
-        )
-    if not resume:
-        record = _new_record(config, info)
-    if sweep is not None:
-        record["sweep"] = sweep
-    _check_same_model(record, info)
+    _check_same_model(record, model_info(config))
     problems = benchmark.problems()[: config.limit]
     execution = _Execution(config, benchmark, problems, store, record)
-    if pool is not None:
-        return execution.go(progress, pool)
+    if context.pool is not None:
+        return execution.go(progress, context.pool)
     with GradingPool(config.grade_workers) as own:
         return execution.go(progress, own)
+
+
+def new_record(config: RunConfig, sweep: dict | None = None, status: str = "running") -> dict:
+    """A new run of `config` in the current schema (benchkit.record), not stored yet; its
+    sandbox, data and backend groups are filled in as the run learns them."""
+    info = model_info(config)
+    if config.prompt_style == "chat" and not info.has_chat_template:
+        raise ConfigError(f"{info.path} has no chat template (a base model?); use prompt_style "
+                          "completion", where="prompt_style")
+    now = datetime.now(timezone.utc)
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": f"{now:%Y%m%d-%H%M%S}-{config.benchmark}-{secrets.token_hex(3)}",
+        "timestamp": now.isoformat(timespec="seconds"),
+        "benchmark": config.benchmark,
+        "model": info.name if info.size == 0 else Path(info.path).stem,
+        "status": status,
+        "config": {"path": info.path, "gpu_layers": config.gpu_layers,
+                   "settings": config.settings(), "model": info.as_config(),
+                   "machine": describe_machine(), "backend": {}, "sandbox": {}, "data": {}},
+        "results": {},
+    }
+    return record | ({"sweep": sweep} if sweep else {})
 
 
 def model_info(config: RunConfig) -> ModelInfo:
@@ -247,24 +272,6 @@ def _latest_per_sample(records: list[dict]) -> list[dict]:
     return list({(r["task_id"], r["sample"]): r for r in records}.values())
 
 
-def _new_record(config: RunConfig, model_info) -> dict:
-    """A new run in the current schema (benchkit.record); the sandbox, data and backend groups
-    are filled in as the run learns them."""
-    now = datetime.now(timezone.utc)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": f"{now:%Y%m%d-%H%M%S}-{config.benchmark}-{secrets.token_hex(3)}",
-        "timestamp": now.isoformat(timespec="seconds"),
-        "benchmark": config.benchmark,
-        "model": model_info.name if model_info.size == 0 else Path(model_info.path).stem,
-        "status": "running",
-        "config": {"path": model_info.path, "gpu_layers": config.gpu_layers,
-                   "settings": config.settings(), "model": model_info.as_config(),
-                   "machine": describe_machine(), "backend": {}, "sandbox": {}, "data": {}},
-        "results": {},
-    }
-
-
 def _config_of(record: dict, current: RunConfig) -> RunConfig:
     """The settings of a stored run, so a resumed run generates exactly what the first one would;
     where and how it runs (the settings outside the run's identity) are today's."""
@@ -281,7 +288,7 @@ def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
     else:
         wanted = identity(config)
         candidates = [r for r in store.runs()
-                      if r.get("status") in ("running", "interrupted", "failed")
+                      if r.get("status") in ("queued", "running", "interrupted", "failed")
                       and not _still_running(r) and identity_of_record(r) == wanted]
         if not candidates:
             raise StoreError(

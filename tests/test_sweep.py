@@ -9,6 +9,7 @@ import time
 import pytest
 
 from benchkit.errors import ConfigError
+from benchkit.executors import Options
 from benchkit.executors.local import run_sweep
 from benchkit.store import ResultsStore
 from benchkit.sweep import cell_states, load_sweep, plan_table
@@ -54,13 +55,13 @@ def test_cells_are_the_product_less_the_excluded(tmp_path, scripts):
 def test_sweep_runs_once_then_skips_and_reports_each_cell(tmp_path, scripts):
     path = two_by_two(tmp_path, scripts)
     sweep = load_sweep(path, tmp_path / "results")
-    records = run_sweep(sweep, tmp_path / "results", progress=False, workers=2)
+    records = run_sweep(sweep, Options(tmp_path / "results", progress=False))
     assert [r["results"]["score"] for r in records] == [100.0, 100.0, 0.0, 0.0]
     assert [r["sweep"] for r in records] == [{"name": "t", "cell": c.name} for c in sweep.cells]
     store = ResultsStore(tmp_path / "results")
     assert {s.state for s in cell_states(sweep, store)} == {"done"}
     before = store.file.read_text()
-    again = run_sweep(sweep, tmp_path / "results", progress=False, workers=2)
+    again = run_sweep(sweep, Options(tmp_path / "results", progress=False))
     assert [r["run_id"] for r in again] == [r["run_id"] for r in records] and store.file.read_text() == before
     assert "4 cells, 4 done; 0 samples left" in plan_table(sweep, store)
 
@@ -71,14 +72,14 @@ def test_a_partial_cell_resumes_and_a_changed_setting_is_a_new_cell(tmp_path, sc
     path = two_by_two(tmp_path, scripts, "exclude: [{num_samples: 2}]")
     sweep = load_sweep(path, tmp_path / "results")
     with pytest.raises(Exception, match="1 of 2 cells failed"):
-        run_sweep(sweep, tmp_path / "results", progress=False, workers=2)
+        run_sweep(sweep, Options(tmp_path / "results", progress=False))
     store = ResultsStore(tmp_path / "results")
     states = {s.cell.name: s for s in cell_states(sweep, store)}
     assert (states["human_eval/right/num_samples=1"].state, states["human_eval/right/num_samples=1"].samples_done) \
         == ("partial", 1)
     assert "partial 1/3" in plan_table(sweep, store)
     write_script(right, reply(0), reply(1), reply(2))
-    records = run_sweep(sweep, tmp_path / "results", progress=False, workers=2)
+    records = run_sweep(sweep, Options(tmp_path / "results", progress=False))
     assert records[0]["run_id"] == states["human_eval/right/num_samples=1"].run_id
     assert len(store.samples(records[0]["run_id"])) == 3  # nothing generated twice
     changed = load_sweep(sweep_file(tmp_path, path.read_text().replace("temperature: 0.5", "temperature: 0.6")),
