@@ -37,6 +37,7 @@ RUN_FLAGS = {
     "--request-timeout": ("request_timeout", float, "seconds per request"),
     "--server-binary": ("server_binary", str, "llama_server backend: the llama-server to run"),
     "--server-port": ("server_port", int, "llama_server backend: port (default: a free one)"),
+    "--stop-runaway": ("stop_runaway", str, "true (default): stop answers caught in a loop; false: exact parity with other harnesses"),
 }
 # LiveCodeBench data and filters, for `run` and `grade`
 DATA_FLAGS = {

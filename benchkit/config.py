@@ -55,6 +55,10 @@ class RunConfig(BaseModel):
     memory_mb: int = Field(2048, ge=64, description="address-space limit per program")
     grade_workers: int | None = Field(None, ge=1)
     results_dir: Path = Path("results")
+    stop_runaway: bool = Field(True, description="stop an answer caught in a loop (the same line or "
+                               "block again and again, or endless blank/comment lines) while it is "
+                               "generated, and grade it as it stands (benchkit.runaway); false = "
+                               "every answer runs to a stop sequence or max_tokens, as other harnesses do")
     # servers: a managed llama-server, or any OpenAI-compatible endpoint
     parallel: int = Field(1, ge=1, description="concurrent requests = server slots (-np)")
     base_url: str | None = Field(None, description="openai backend: the endpoint")

@@ -152,7 +152,8 @@ class _Execution:
             problem, completion, time_limit(self.config), self.config.memory_mb)
         row.update(output=gen.text, completion=completion, program=job and job.source,
                    tokens=gen.tokens, gen_seconds=round(gen.seconds, 4),
-                   finish_reason=gen.finish_reason)
+                   finish_reason=gen.finish_reason, prompt_seconds=gen.prompt_seconds,
+                   **({"loop": gen.loop} if gen.loop else {}))
         recorded: Future = Future()
         grading.submit(sandbox, job).add_done_callback(
             lambda f: self._graded(row, f, log, bar, recorded))
