@@ -72,6 +72,8 @@ class OpenAIBackend:
                 return request()
             except httpx.TimeoutException:
                 raise self._no_answer(path) from None
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                failure = f"the connection broke mid-answer ({exc})"
             except httpx.TransportError as exc:
                 failure = f"cannot reach the server ({exc})"
             except _Transient as exc:
@@ -163,6 +165,8 @@ def _events(response: httpx.Response):
     """The JSON payloads of a server-sent-events stream, up to `[DONE]`."""
     for line in response.iter_lines():
         if not line.startswith("data:"):
+            if line and not line.startswith((":", "event:", "id:", "retry:")):
+                raise _Transient(f"the answer is not server-sent events: {line[:200]!r}")
             continue
         data = line[5:].strip()
         if data == "[DONE]":
