@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import gc
 import os
 import tempfile
 import time
+
+import numpy as np
 
 from benchkit import runaway
 from benchkit.backends.base import Generation
@@ -30,6 +33,7 @@ class LlamaCppBackend:
         self.config = config
         self.rule = runaway.rule_of(config)
         self.pieces: dict[int, bytes] = {}  # token -> its text, as create_completion detokenises it
+        self.last_prompt: tuple[list[int], np.ndarray] | None = None  # tokens, logits after them
         self.model_path = str(model_path)
         with tempfile.TemporaryFile("w+") as log, _stderr_to(log):
             try:
@@ -72,13 +76,12 @@ class LlamaCppBackend:
         if len(tokens) >= llm.n_ctx():
             raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {llm.n_ctx()}")
         max_tokens = min(sampling.max_tokens, llm.n_ctx() - len(tokens))
-        llm.reset()  # no KV reuse across samples: each sample's text is independent of order
+        self._prefill(tokens)
         llm.set_seed(sampling.seed)
         sampler = llm._init_sampler(  # the chain create_completion builds, same order and seed
             top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p, typical_p=1.0,
             temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
             frequency_penalty=0.0, presence_penalty=0.0, mirostat_mode=0)
-        llm.eval(tokens)
         prompt_seconds = time.perf_counter() - started
         answer = _Answer(sampling.stop, detector)
         count, finish = 0, None
@@ -99,6 +102,23 @@ class LlamaCppBackend:
                           seconds=time.perf_counter() - started, loop=answer.why(finish),
                           prompt_seconds=prompt_seconds)
 
+    def _prefill(self, tokens: list[int]) -> None:
+        """Evaluate the prompt, once per problem: when it is the prompt evaluated last (the
+        next sample of the same problem), its KV cache is kept, what came after it dropped,
+        and its logits put back where the sampler reads them, so each sample's text is what
+        a fresh evaluation gives. A different prompt starts from an empty cache."""
+        llm, n = self.llm, len(tokens)
+        last = self.last_prompt
+        if last is not None and last[0] == tokens and llm.n_tokens >= n and llm._ctx.kv_cache_seq_rm(-1, n, -1):
+            llm.n_tokens = n
+            ctypes.memmove(llm._ctx.get_logits_ith(-1), last[1].ctypes.data, last[1].nbytes)
+            return
+        self.last_prompt = None
+        llm.reset()
+        llm.eval(tokens)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+        self.last_prompt = (tokens, logits.copy())
+
     def _piece(self, token: int) -> bytes:
         piece = self.pieces.get(token)
         if piece is None:
@@ -112,6 +132,7 @@ class LlamaCppBackend:
                       repeat_penalty=sampling.repeat_penalty, frequency_penalty=0.0,
                       presence_penalty=0.0, mirostat_mode=0, seed=sampling.seed, stop=sampling.stop or None)
         self.llm.reset()
+        self.last_prompt = None
         if detector is None:
             reply = self.llm.create_chat_completion(messages=messages, **params)
             return Generation(text=reply["choices"][0]["message"]["content"] or "",
