@@ -100,13 +100,14 @@ class OpenAIBackend:
         """A streamed request: each piece of text goes to the loop detector as it arrives, and
         a loop ends the request, so the server makes no further token."""
         detector = LoopDetector(self.rule)
-        text, pieces, finish, usage = "", 0, None, None
+        text, pieces, finish, usage, timings = "", 0, None, None, None
         with self.client.stream("POST", path, json=body) as response:
             if response.status_code >= 400:
                 response.read()
                 self._check_status(response, path)
             for chunk in _events(response):
                 usage = chunk.get("usage") or usage
+                timings = chunk.get("timings") or timings
                 choice = (chunk.get("choices") or [{}])[0]
                 piece = ((choice.get("delta") or {}).get("content") if chat else choice.get("text")) or ""
                 finish = choice.get("finish_reason") or finish
@@ -119,7 +120,8 @@ class OpenAIBackend:
         if finish is None:
             raise _Transient("the stream ended before the answer did")
         tokens = int((usage or {}).get("completion_tokens") or pieces)
-        return Generation(text, tokens, finish, time.perf_counter() - started)
+        return Generation(text, tokens, finish, time.perf_counter() - started,
+                          prompt_seconds=_prompt_seconds(timings))
 
     def _check_status(self, response: httpx.Response, path: str) -> None:
         if response.status_code < 400:
@@ -188,4 +190,13 @@ def _generation(reply: dict, chat: bool, started: float) -> Generation:
         tokens=int((reply.get("usage") or {}).get("completion_tokens", 0)),
         finish_reason=choice.get("finish_reason") or "stop",
         seconds=time.perf_counter() - started,
+        prompt_seconds=_prompt_seconds(reply.get("timings")),
     )
+
+
+def _prompt_seconds(timings) -> float | None:
+    """llama-server's own account of the prompt's evaluation (`timings.prompt_ms`), if sent."""
+    try:
+        return round(float(timings["prompt_ms"]) / 1000, 4)
+    except (TypeError, KeyError, ValueError):
+        return None
