@@ -44,16 +44,17 @@ class RunawayRule:
     filler_lines: int = 12  # consecutive blank or comment-only lines
 
     def as_config(self) -> dict:
-        return {"rule": "repeat-or-filler", **asdict(self)}
+        return {"rule": "repeat, counter or filler (benchkit.runaway)", **asdict(self)}
 
 
 @dataclass(frozen=True)
 class Loop:
     """Where and why the detector stopped an answer: `end` is the length of the text kept."""
 
-    reason: str  # "repeat" or "filler"
+    reason: str  # "repeat", "counter" or "filler"
     detail: str
     end: int
+    first_line: int = 0  # index of the line where the loop's first copy begins
 
 
 class LoopDetector:
@@ -84,12 +85,14 @@ class LoopDetector:
         self.shapes.append(_NUMBER.sub("0", line))
         self.filler_run = self.filler_run + 1 if _COMMENT.match(line) else 0
         if self.filler_run >= self.rule.filler_lines:
-            return Loop("filler", f"{self.filler_run} blank or comment-only lines", self.text_length)
+            return Loop("filler", f"{self.filler_run} blank or comment-only lines", self.text_length,
+                        len(self.lines) - self.filler_run)
         for reason, lines, repeats in (("repeat", self.lines, self.rule.repeats),
                                        ("counter", self.shapes, self.rule.counter_repeats)):
             period = _repeated_period(lines, repeats, self.rule.max_period)
             if period:
-                return Loop(reason, f"a block of {period} line(s) repeated {repeats} times", self.text_length)
+                return Loop(reason, f"a block of {period} line(s) repeated {repeats} times", self.text_length,
+                            len(lines) - period * repeats)
         return None
 
 
@@ -127,7 +130,8 @@ def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
     rows = [json.loads(line) for line in samples_path.read_text().splitlines() if line.strip()]
     summary = {"samples": len(rows), "at_cap": 0, "stopped": 0, "stopped_at_cap": 0,
                "stopped_not_at_cap": 0, "left_loop_then_code": 0, "tokens": 0,
-               "chars_total": 0, "chars_kept": 0, "by_reason": {}, "left_loop_tasks": []}
+               "chars_total": 0, "chars_kept": 0, "by_reason": {}, "left_loop_tasks": [],
+               "loop_first_line": [], "chars_before_loop": []}
     for row in rows:
         text, at_cap = row.get("output") or "", row.get("finish_reason") == "length"
         summary["at_cap"] += at_cap
@@ -141,6 +145,8 @@ def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
         summary["stopped_at_cap" if at_cap else "stopped_not_at_cap"] += 1
         summary["by_reason"][loop.reason] = summary["by_reason"].get(loop.reason, 0) + 1
         summary["chars_kept"] += loop.end
+        summary["loop_first_line"].append(loop.first_line)
+        summary["chars_before_loop"].append(len("".join(l + "\n" for l in text.split("\n")[: loop.first_line])))
         if _code_after_loop(text, loop):
             summary["left_loop_then_code"] += 1
             summary["left_loop_tasks"].append(row["task_id"])
@@ -191,7 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     rule = RunawayRule(args.repeats, args.max_period, args.counter_repeats, args.filler_lines)
     summary = analyse(args.analyse, rule)
     print(f"rule {rule.as_config()} on {args.analyse}:")
+    starts = sorted(summary.pop("loop_first_line"))
+    before = sorted(summary.pop("chars_before_loop"))
     print(json.dumps(summary))
+    if starts:
+        print(f"where loops start: line {starts[len(starts) // 2]} of the answer (median), "
+              f"{sum(s == 0 for s in starts)}/{len(starts)} from the first line; characters before the "
+              f"loop median {before[len(before) // 2]}, max {before[-1]}")
     print("\neach rule alone, by threshold (left = answers that left the loop and wrote more code):")
     print(f"{'rule':7} {'thr':>4} {'stopped':>8} {'at cap':>7} {'not cap':>8} {'left':>5} {'chars saved':>12}  left in")
     for row in sweep(args.analyse, rule):
