@@ -49,7 +49,8 @@ def main() -> None:
         done = {r["task_id"] for r in samples}
         order = [p.task_id for p in get_benchmark(config.benchmark, config).problems()]
         finished = next((i for i, t in enumerate(order) if t not in done), len(order))
-        config = config.model_copy(update={"limit": min(config.limit or finished, finished)})
+        config = config.model_copy(update={"limit": min(config.limit or finished, finished),
+                                           "n_threads": args.threads or config.n_threads})
         without = _side(without, [r for r in samples if r["task_id"] in order[:finished]])
     else:
         config = _config(args, results)
