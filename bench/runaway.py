@@ -91,8 +91,8 @@ def _run(config: RunConfig) -> dict:
 
 
 def _side(record: dict, samples: list[dict]) -> dict:
-    res = record["results"]
-    return {"run_id": record["run_id"], "wall": res["time_taken"], "samples": samples,
+    wall = record["results"].get("time_taken", float("nan"))  # a run still going has none yet
+    return {"run_id": record["run_id"], "wall": wall, "samples": samples,
             "gen": sum(r["gen_seconds"] for r in samples), "tokens": sum(r["tokens"] for r in samples)}
 
 
