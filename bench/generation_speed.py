@@ -1,48 +1,90 @@
-"""Generation speed: the same HumanEval subset in process, through llama-server with one slot,
-and with four slots (four concurrent requests), in one run.
+"""Generation speed: llama.cpp's own `llama-bench` against benchkit in process, through
+llama-server with one slot, and with four slots (four concurrent requests), in one run.
 
-    .venv/bin/python bench/generation_speed.py [--limit 16] [--max-tokens 256]
+    .venv/bin/python bench/generation_speed.py [--limit 16] [--max-tokens 256] [--threads N]
 
-Prints per setting: wall time, pure generation time (sum of per-request seconds), tokens,
-aggregate tokens/s (tokens / wall) and the ratio to one slot; and how far each run's wall time
-is above its generation time (grading and storing hidden under generation).
+"no loop rule" shows what the streaming loop detector costs per token (compare decode tokens/s).
+`llama-bench` (built once from the llama.cpp sources vendored in the llama-cpp-python sdist,
+like llama-server; see benchkit.backends.server_build) measures the model's token generation
+(tg) speed with the same threads, before and after the benchkit runs. Prints per setting: wall
+time, generation time (sum of per-request seconds), of which prompt evaluation, tokens;
+decode tokens/s (tokens / (generation - prompt time), what llama-bench's tg measures) and
+tokens/s over generation time, each as a ratio to llama-bench; aggregate tokens/s over wall
+and the ratio to one slot; wall over generation time (grading and storing hidden under
+generation).
 """
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchkit.backends.server_build import find_tool  # noqa: E402
 from benchkit.config import RunConfig  # noqa: E402
+from benchkit.model_file import embedded_model_path  # noqa: E402
 from benchkit.runner import run  # noqa: E402
+from benchkit.store import ResultsStore  # noqa: E402
 
 SETTINGS = {
     "in process (llama_cpp)": {"backend": "llama_cpp"},
+    "in process, no loop rule": {"backend": "llama_cpp", "stop_runaway": False},
     "llama-server -np 1": {"backend": "llama_server", "parallel": 1},
     "llama-server -np 4": {"backend": "llama_server", "parallel": 4},
 }
+
+
+def llama_bench(model: Path, threads: int, tokens: int) -> float:
+    """llama.cpp's own tg speed (tokens/s) for this model and thread count."""
+    binary = find_tool("llama-bench")
+    done = subprocess.run([str(binary), "-m", str(model), "-t", str(threads), "-p", "0", "-n", str(tokens),
+                           "-r", "3", "-o", "json"], capture_output=True, text=True, check=True)
+    (result,) = [r for r in json.loads(done.stdout) if r.get("n_gen")]
+    return float(result["avg_ts"])
+
+
+def benchkit_run(config: RunConfig) -> dict:
+    record = run(config, progress=False)
+    samples = ResultsStore(config.results_dir).samples(record["run_id"])
+    gen = sum(r["gen_seconds"] for r in samples)
+    prompt = sum(r.get("prompt_seconds") or 0.0 for r in samples)
+    return {"wall": record["results"]["time_taken"], "gen": gen, "prompt": prompt,
+            "tokens": sum(r["tokens"] for r in samples), "score": record["results"]["score"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     args = parser.parse_args()
+    model = embedded_model_path()
+    before = llama_bench(model, args.threads, args.max_tokens)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, setting in SETTINGS.items():
-            config = RunConfig(limit=args.limit, max_tokens=args.max_tokens, results_dir=Path(tmp) / name,
-                               **setting)
-            res = run(config, progress=False)["results"]
-            rows[name] = (res["time_taken"], res["generation_seconds"], res["tokens"], res["score"])
-    base = rows["llama-server -np 1"]
-    print(f"{'setting':24} {'wall s':>8} {'gen s':>8} {'tokens':>7} {'tok/s':>7} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}")
-    for name, (wall, gen, tokens, score) in rows.items():
-        ratio = (tokens / wall) / (base[2] / base[0])
-        print(f"{name:24} {wall:8.1f} {gen:8.1f} {tokens:7d} {tokens / wall:7.1f} {ratio:6.2f}x "
-              f"{wall / gen:8.3f} {score:6.1f}%")
+        for name in args.settings:
+            config = RunConfig(limit=args.limit, max_tokens=args.max_tokens, n_threads=args.threads,
+                               results_dir=Path(tmp) / name, **SETTINGS[name])
+            rows[name] = benchkit_run(config)
+    after = llama_bench(model, args.threads, args.max_tokens)
+    reference = (before + after) / 2
+    print(f"llama-bench tg{args.max_tokens}, {args.threads} threads: {before:.1f} tok/s before, "
+          f"{after:.1f} after; reference {reference:.1f}")
+    base = rows.get("llama-server -np 1") or next(iter(rows.values()))
+    print(f"{'setting':24} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
+          f"{'vs bench':>8} {'gen tok/s':>9} {'vs bench':>8} {'wall tok/s':>10} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}")
+    for name, r in rows.items():
+        decode = r["tokens"] / max(r["gen"] - r["prompt"], 1e-9)
+        over_gen = r["tokens"] / max(r["gen"], 1e-9)
+        over_wall = r["tokens"] / r["wall"]
+        print(f"{name:24} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
+              f"{decode / reference:7.2f}x {over_gen:9.1f} {over_gen / reference:7.2f}x {over_wall:10.1f} "
+              f"{over_wall / (base['tokens'] / base['wall']):6.2f}x {r['wall'] / r['gen']:8.3f} {r['score']:6.1f}%")
 
 
 if __name__ == "__main__":

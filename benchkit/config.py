@@ -69,6 +69,11 @@ class RunConfig(SamplingSettings):
     # sampling (the fields of SamplingSettings) and stop sequences
     stop: list[str] | None = setting(None, "stop sequences (default: the benchmark's own)",
                                      group="sampling")
+    stop_runaway: bool = setting(
+        True, "stop an answer caught in a loop (the same line or block again and again, or endless "
+        "blank/comment lines) while it is generated, and grade it as it stands (benchkit.runaway); "
+        "--no-stop-runaway: every answer runs to a stop sequence or max_tokens, as other harnesses do",
+        group="sampling")
     # grading
     timeout: float | None = setting(
         None, "seconds per program (LiveCodeBench: per test); default: the benchmark's own "

@@ -16,7 +16,7 @@ from benchkit.store import atomic_write
 
 CATEGORIES = (
     "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
-    "timeout", "memory", "disk", "processes", "output", "truncated", "generation_error",
+    "timeout", "memory", "disk", "processes", "output", "truncated", "loop", "generation_error",
 )
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
@@ -86,6 +86,8 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
         return "passed"
     if finish_reason == "length":
         return "truncated"
+    if finish_reason == "loop":  # stopped by benchkit.runaway: the answer was caught in a loop
+        return "loop"
     if outcome.status in ("timeout", "memory", "disk", "processes", "output"):
         return outcome.status
     if outcome.error_type in _SYNTAX:

@@ -140,6 +140,7 @@ def _from_v1(run: dict) -> dict:
     settings = {key: flat.pop(key) for key in list(flat) if key in RunConfig.model_fields}
     path = flat.pop("path", None)
     settings["model"] = path if model.get("size") else None  # None: the embedded model, or remote
+    settings.setdefault("stop_runaway", False)  # 0.1 had no loop rule: answers ran to the cap
     config = {
         "path": path, "gpu_layers": settings.get("gpu_layers"), "settings": settings,
         "model": {**model, "path": path},

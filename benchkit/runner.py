@@ -189,7 +189,8 @@ class _Execution:
             problem, completion, time_limit(self.config), self.config.memory_mb)
         row.update(output=gen.text, completion=completion, program=job and job.source,
                    tokens=gen.tokens, gen_seconds=round(gen.seconds, 4),
-                   finish_reason=gen.finish_reason)
+                   finish_reason=gen.finish_reason, prompt_seconds=gen.prompt_seconds,
+                   **({"loop": gen.loop} if gen.loop else {}))
         recorded: Future = Future()
         self.recorded.append(recorded)
         grading.submit(sandbox, job).add_done_callback(

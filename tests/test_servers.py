@@ -1,10 +1,12 @@
 """A real llama-server (built once from the llama-cpp-python sdist) and the OpenAI backend."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -245,3 +247,153 @@ def test_chat_requests_through_the_server(server):
     messages = [{"role": "user", "content": "Write a Python function add(a, b)."}]
     generation = server.generate(messages, Sampling(temperature=0.0, max_tokens=24))
     assert generation.tokens > 0 and generation.finish_reason in ("stop", "length")
+
+
+# ------------------------------------------------------------------ faults (issue 13)
+def test_a_stopped_server_times_out_naming_its_log(server_binary, model_path, tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=server_binary, n_ctx=1024, request_timeout=3)
+    backend = LlamaServerBackend(config, model_path, tmp_path / "server.log")
+    try:
+        assert backend.generate(PROMPT, GREEDY).tokens > 0
+        os.kill(backend.process.pid, signal.SIGSTOP)  # alive, listening, answering nothing
+        started = time.monotonic()
+        with pytest.raises(ModelLoadError, match="did not answer .* within 3 s") as exc:
+            backend.generate(PROMPT, GREEDY)
+        assert time.monotonic() - started < 30
+        assert str(tmp_path / "server.log") in str(exc.value) and "last lines of the server log" in str(exc.value)
+    finally:
+        os.kill(backend.process.pid, signal.SIGCONT)
+        backend.close()
+
+
+class _FaultyEndpoint:
+    """A real HTTP server on 127.0.0.1 that answers /v1/completions badly in one named way."""
+
+    def __init__(self, fault, good_after=None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        endpoint = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                endpoint.requests += 1
+                mode = "good" if good_after and endpoint.requests > good_after else fault
+                getattr(endpoint, mode)(self, None)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def _send(handler, status, body: bytes, content_type="application/json"):
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def garbage(self, handler, _):
+        self._send(handler, 200, b"<html>this is not JSON</html>", "text/html")
+
+    def error_500(self, handler, _):
+        self._send(handler, 500, b'{"error": "internal"}')
+
+    def cut_stream(self, handler, _):  # two events, then the connection closes mid-answer
+        event = {"choices": [{"text": "    return a", "index": 0, "finish_reason": None}]}
+        self._send(handler, 200, f"data: {json.dumps(event)}\n\n".encode() * 2, "text/event-stream")
+
+    def good(self, handler, _):
+        events = [{"choices": [{"text": "    return a + b\n", "index": 0, "finish_reason": None}]},
+                  {"choices": [{"text": "", "index": 0, "finish_reason": "stop"}],
+                   "usage": {"completion_tokens": 6}}]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        self._send(handler, 200, body.encode(), "text/event-stream")
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("fault,stream,message", [
+    ("garbage", True, "not server-sent events"),
+    ("garbage", False, "not a completion"),
+    ("error_500", True, "server error 500"),
+    ("error_500", False, "server error 500"),
+    ("cut_stream", True, "stream ended before the answer did"),
+])
+def test_a_faulty_endpoint_is_retried_then_named(fault, stream, message):
+    endpoint = _FaultyEndpoint(fault)
+    try:
+        client = OpenAIBackend(RunConfig(backend="openai", base_url=endpoint.url, stop_runaway=stream))
+        with pytest.raises(ModelLoadError, match=message) as exc:
+            client.generate(PROMPT, GREEDY)
+        assert endpoint.url in str(exc.value) and "gave up after 5 attempts" in str(exc.value)
+        assert endpoint.requests == 5
+    finally:
+        endpoint.close()
+
+
+def test_a_transient_fault_is_retried_until_it_passes():
+    endpoint = _FaultyEndpoint("cut_stream", good_after=2)
+    try:
+        generation = OpenAIBackend(RunConfig(backend="openai", base_url=endpoint.url)).generate(PROMPT, GREEDY)
+        assert generation.text == "    return a + b\n" and generation.tokens == 6 and endpoint.requests == 3
+    finally:
+        endpoint.close()
+
+
+# ------------------------------------------------------------------ the loop rule, streamed
+def _looping_prompt():
+    from benchkit.benchmarks.human_eval import HumanEval
+
+    return next(p for p in HumanEval().problems() if p.task_id == "HumanEval/8").prompt
+
+
+LOOP_SAMPLING = Sampling(temperature=0.0, max_tokens=160, stop=["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"])
+
+
+def test_llama_server_stream_is_stopped_at_the_loop(server_binary, model_path, tmp_path):
+    config = RunConfig(backend="llama_server", server_binary=server_binary, n_ctx=1024)
+    with_rule = LlamaServerBackend(config, model_path, tmp_path / "a.log")
+    without = LlamaServerBackend(config.model_copy(update={"stop_runaway": False}), model_path, tmp_path / "b.log")
+    try:
+        stopped = with_rule.generate(_looping_prompt(), LOOP_SAMPLING)
+        full = without.generate(_looping_prompt(), LOOP_SAMPLING)
+        assert stopped.finish_reason == "loop" and full.finish_reason == "length"
+        assert full.text.startswith(stopped.text) and stopped.tokens < full.tokens / 2
+        deadline = time.monotonic() + 10  # the server stops generating once the client is gone
+        while time.monotonic() < deadline:
+            (slot,) = httpx.get(f"http://127.0.0.1:{with_rule.port}/slots").json()
+            if not slot["is_processing"]:
+                break
+            time.sleep(0.05)
+        assert not slot["is_processing"]
+        assert with_rule.describe()["runaway_rule"]["repeats"] > 1
+    finally:
+        with_rule.close()
+        without.close()
+
+
+def test_openai_stream_against_llama_cpp_pythons_own_server_is_stopped(model_path, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
+                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}/v1/models")
+        client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
+        stopped = client.generate(_looping_prompt(), LOOP_SAMPLING)
+        assert stopped.finish_reason == "loop" and stopped.loop.startswith("repeat")
+        assert stopped.text.count("\n") >= 6 and stopped.tokens < 120
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -13,8 +13,10 @@ from benchkit.config import Sampling
 class Generation:
     text: str
     tokens: int
-    finish_reason: str  # "stop" or "length"
+    finish_reason: str  # "stop", "length", or "loop" (stopped by benchkit.runaway)
     seconds: float
+    loop: str | None = None  # why a "loop" answer was stopped
+    prompt_seconds: float | None = None  # of `seconds`, the prompt's evaluation, where known
 
 
 class Backend(Protocol):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from benchkit import runaway
 from benchkit.backends.openai import OpenAIBackend
 from benchkit.backends.server_build import find_llama_server
 from benchkit.errors import ModelLoadError
@@ -85,6 +86,12 @@ class LlamaServerBackend(OpenAIBackend):
         self.check_alive()
         return super().generate(prompt, sampling)
 
+    def _no_answer(self, path: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"llama-server (pid {self.process.pid}) did not answer {self._url(path)} within "
+            f"{self.config.request_timeout:g} s (request_timeout): stopped, hung or overloaded; finished "
+            f"samples are stored, continue with --resume\n{self.log_tail()}", where=str(self.log_path))
+
     def log_tail(self) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()
@@ -93,7 +100,8 @@ class LlamaServerBackend(OpenAIBackend):
         return "last lines of the server log:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
     def describe(self) -> dict:
-        return {"server_binary": str(self.binary), "server_command": self.command, "server_pid": self.process.pid,
+        return {**runaway.describe(self.config), "server_binary": str(self.binary),
+                "server_command": self.command, "server_pid": self.process.pid,
                 "server_log": str(self.log_path), "parallel": self.config.parallel,
                 "batched_decoding_reproducible": self.config.parallel == 1}
 

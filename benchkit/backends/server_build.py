@@ -1,10 +1,11 @@
-"""Find or build `llama-server`.
+"""Find or build `llama-server` (and other tools of the same llama.cpp tree, e.g. `llama-bench`).
 
 Order: an explicit path, `$PATH`, then a build cached under
-`~/.cache/benchkit/llama-server/<llama-cpp-python version>-<flags hash>/llama-server`, made once
+`~/.cache/benchkit/llama-server/<llama-cpp-python version>-<flags hash>/<tool>`, made once
 from the llama.cpp sources that the llama-cpp-python sdist vendors (PyPI only; ~4 min on 2 cores).
 
-    python -m benchkit.backends.server_build     # build (or find) it now and print its path
+    python -m benchkit.backends.server_build                 # build (or find) llama-server now
+    python -m benchkit.backends.server_build llama-bench     # any other target of the tree
 """
 
 from __future__ import annotations
@@ -32,22 +33,28 @@ CMAKE_FLAGS = [
 
 def find_llama_server(explicit: str | os.PathLike | None = None, build: bool = True) -> Path:
     """The llama-server binary to use; builds it once when neither a path nor $PATH has one."""
+    return find_tool("llama-server", explicit, build)
+
+
+def find_tool(name: str, explicit: str | os.PathLike | None = None, build: bool = True) -> Path:
+    """A llama.cpp tool (`llama-server`, `llama-bench`, …): the explicit path, $PATH, the cache,
+    else built once from the vendored sources."""
     if explicit:
         path = Path(explicit).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ConfigError("not an executable llama-server binary", where=str(path))
+            raise ConfigError(f"not an executable {name} binary", where=str(path))
         return path
-    on_path = shutil.which("llama-server")
+    on_path = shutil.which(name)
     if on_path:
         return Path(on_path)
-    cached = cached_binary()
+    cached = cached_binary(name)
     if cached.exists():
         return cached
     if not build:
         raise ModelLoadError(
-            "no llama-server: give --server-binary, put llama-server on $PATH, or build it with "
-            "`python -m benchkit.backends.server_build`")
-    return build_llama_server()
+            f"no {name}: give its path, put {name} on $PATH, or build it with "
+            f"`python -m benchkit.backends.server_build {name}`")
+    return build_tools([name])[0]
 
 
 def _extra_flags() -> list[str]:
@@ -55,28 +62,40 @@ def _extra_flags() -> list[str]:
     return (os.environ.get("CMAKE_ARGS") or "-DGGML_NATIVE=OFF").split()
 
 
-def cached_binary() -> Path:
+def cached_binary(name: str = "llama-server") -> Path:
     key = hashlib.sha256(" ".join(CMAKE_FLAGS + _extra_flags()).encode()).hexdigest()[:12]
-    return CACHE_DIR / "llama-server" / f"{SDIST_VERSION}-{key}" / "llama-server"
+    return CACHE_DIR / "llama-server" / f"{SDIST_VERSION}-{key}" / name
 
 
 def build_llama_server() -> Path:
-    target = cached_binary()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # two runs never build at once
-        if target.exists():
-            return target
-        with tempfile.TemporaryDirectory(prefix="benchkit-llama-server-") as tmp:
-            source = _vendored_sources(Path(tmp))
-            build = Path(tmp) / "build"
-            _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *_extra_flags()], tmp)
-            _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(os.cpu_count() or 2)], tmp)
-            built = next(build.rglob("llama-server"), None)
+    return build_tools(["llama-server"])[0]
+
+
+def build_tools(names: list[str]) -> list[Path]:
+    """Build the named targets of the vendored llama.cpp tree in one configure and build,
+    each cached; targets already cached are not rebuilt."""
+    targets = [cached_binary(name) for name in names]
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cached_binary()) + ".lock"):  # two runs never build at once
+        missing = [t for t in targets if not t.exists()]
+        if missing:
+            _build(missing)
+    return targets
+
+
+def _build(targets: list[Path]) -> None:
+    with tempfile.TemporaryDirectory(prefix="benchkit-llama-cpp-") as tmp:
+        source = _vendored_sources(Path(tmp))
+        build = Path(tmp) / "build"
+        _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *_extra_flags()], tmp)
+        _run(["cmake", "--build", str(build), "--target", *[t.name for t in targets],
+              "-j", str(os.cpu_count() or 2)], tmp)
+        for target in targets:
+            built = next((p for p in build.rglob(target.name) if p.is_file()), None)
             if built is None:
-                raise ModelLoadError("the llama.cpp build finished without a llama-server binary")
+                raise ModelLoadError(f"the llama.cpp build finished without a {target.name} binary")
             shutil.copy2(built, target.with_suffix(".tmp"))
             os.replace(target.with_suffix(".tmp"), target)
-    return target
 
 
 def _vendored_sources(tmp: Path) -> Path:
@@ -92,8 +111,8 @@ def _run(command: list[str], cwd: str) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise ModelLoadError(f"building llama-server failed at `{' '.join(command[:3])} …`:\n{tail}")
+        raise ModelLoadError(f"building llama.cpp failed at `{' '.join(command[:3])} …`:\n{tail}")
 
 
 if __name__ == "__main__":
-    print(find_llama_server())
+    print(find_tool(sys.argv[1] if len(sys.argv) > 1 else "llama-server"))
