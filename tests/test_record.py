@@ -58,10 +58,13 @@ def test_v1_file_is_grouped_and_its_runs_stay_resumable(copy_of):
     raw = json.loads(store.file.read_text())
     raw["runs"][0]["status"] = "interrupted"
     store.file.write_text(json.dumps(raw))
-    same = RunConfig(limit=2, max_tokens=16, results_dir=store.dir)
+    assert config["settings"]["stop_runaway"] is False  # 0.1 had no loop rule
+    same = RunConfig(limit=2, max_tokens=16, stop_runaway=False, results_dir=store.dir)
     assert _find_resumable(store, same, True)["run_id"] == V1_RUN
     with pytest.raises(StoreError, match="no unfinished run with these settings"):
         _find_resumable(store, same.model_copy(update={"max_tokens": 17}), True)
+    with pytest.raises(StoreError, match="no unfinished run with these settings"):
+        _find_resumable(store, same.model_copy(update={"stop_runaway": True}), True)
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(results_dir):
