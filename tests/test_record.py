@@ -79,7 +79,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(results_dir):
 
 def test_a_record_that_breaks_the_schema_names_the_key(results_dir):
     store = ResultsStore(results_dir)
-    with pytest.raises(StoreError, match="run 'x': status: Input should be 'running'"):
+    with pytest.raises(StoreError, match="run 'x': status: Input should be 'queued', 'running'"):
         store.save(stored_run("x", "finished"))
     with pytest.raises(StoreError, match="results.total_problems"):
         store.save(stored_run("y", total_problems="many"))
