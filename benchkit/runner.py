@@ -21,6 +21,7 @@ from benchkit.config import RunConfig
 from benchkit.environment import describe_machine
 from benchkit.errors import ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
+from benchkit.progress import open_progress
 from benchkit.sandbox import Sandbox
 from benchkit.selfcheck import selfcheck
 from benchkit.store import ResultsStore
@@ -100,20 +101,17 @@ class _Execution:
             raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
 
     def _generate(self, todo, sandbox, log, progress, already_done) -> None:
-        from tqdm.auto import tqdm
-
         server_log = self.store.dir / "logs" / f"{self.run_id}-server.log"
         backend = open_backend(self.config.backend, self.config, self.record["config"]["path"],
                                log_path=server_log)
         try:
             self.record["config"].update(backend.describe())
             self._mark("running")
-            bar = tqdm(total=len(todo) + already_done, initial=already_done, disable=not progress,
-                       desc=f"{self.config.benchmark} {self.record['model']}", unit="sample")
-            recorded = self._generate_all(todo, backend, sandbox, log, bar)
-            wait(recorded)
-            self._raise_stored_error()
-            bar.close()
+            with open_progress(progress, self.run_id, f"{self.config.benchmark} {self.record['model']}",
+                               total=len(todo) + already_done, initial=already_done) as bar:
+                recorded = self._generate_all(todo, backend, sandbox, log, bar)
+                wait(recorded)
+                self._raise_stored_error()
         finally:
             backend.close()
 
@@ -176,9 +174,7 @@ class _Execution:
             self.passed += row["passed"]
             self.tokens += row["tokens"]
             self.gen_seconds += row["gen_seconds"]
-            bar.set_postfix(passed=f"{100 * self.passed / self.graded:.1f}%",
-                            tok_s=f"{self.tokens / max(self.gen_seconds, 1e-9):.1f}", refresh=False)
-            bar.update(1)
+            bar.update(self.graded, self.passed, self.tokens, self.gen_seconds)
 
     def _raise_stored_error(self) -> None:
         if self.errors:
