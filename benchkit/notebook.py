@@ -57,6 +57,11 @@ def enter_project_dir() -> None:
         os.chdir(cwd.parent)
 
 
+def _results(results_dir: str | Path | None) -> Path:
+    """A notebook's results_dir parameter; None = RunConfig's default."""
+    return RunConfig().results_dir if results_dir is None else Path(results_dir)
+
+
 def _say_how_to_resume(config: RunConfig) -> None:
     from IPython.display import Markdown, display
 
@@ -90,12 +95,14 @@ def summary(record: dict) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("")
 
 
-def category_figure(record: dict, results_dir: str | Path = "results"):
+def category_figure(record: dict, results_dir: str | Path | None = None):
+    results_dir = _results(results_dir)
     runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
     return figures.category_figure(analysis.category_table(runs, results_dir))
 
 
-def difficulty_figure(record: dict, results_dir: str | Path = "results"):
+def difficulty_figure(record: dict, results_dir: str | Path | None = None):
+    results_dir = _results(results_dir)
     runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
     return figures.difficulty_figure(analysis.difficulty_table(runs, results_dir))
 
@@ -109,10 +116,10 @@ def data_note(record: dict) -> str:
     return f"Graded on public and private tests ({data.get('private_tests', 0)} problems with private tests)."
 
 
-def failing_tasks(record: dict, results_dir: str | Path = "results") -> pd.DataFrame:
+def failing_tasks(record: dict, results_dir: str | Path | None = None) -> pd.DataFrame:
     from benchkit.store import ResultsStore
 
-    rows = [r for r in ResultsStore(results_dir).samples(record["run_id"]) if not r["passed"]]
+    rows = [r for r in ResultsStore(_results(results_dir)).samples(record["run_id"]) if not r["passed"]]
     frame = pd.DataFrame(rows, columns=["task_id", "sample", "category", "result", "tokens"])
     return frame.sort_values(["task_id", "sample"]).reset_index(drop=True)
 
@@ -125,7 +132,7 @@ def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
     from IPython.display import display
 
     enter_project_dir()
-    results_dir = RunConfig().results_dir if results_dir is None else results_dir
+    results_dir = _results(results_dir)
     renderer = _use_inline_plotly()
     if interactive:
         renderer.activate()  # plotly.js once, in this cell's output: the figures drawn later need it
