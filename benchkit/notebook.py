@@ -6,6 +6,7 @@ The notebooks in `notebooks/` only call these functions, so they stay thin.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -17,24 +18,66 @@ from benchkit.errors import BenchkitError, ConfigError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXTRA_PARAMETERS = {"resume"}
-_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+# names in a kernel's namespace that are not parameters: IPython's, and what the notebooks bind
+# after their parameters cell (so "Run All" works again in the same kernel)
+_NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open", "record"}
 
 
 def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
-    """Validate the notebook's parameters (as papermill injected them) and run the benchmark."""
+    """Validate the notebook's parameters (its parameters cell and what papermill injected) and
+    run the benchmark. A parameter left None means RunConfig's (or the benchmark's) own default:
+    only the others reach RunConfig. Interrupting the kernel marks the run interrupted and the
+    notebook says how to resume it."""
     from benchkit.runner import run
 
+    enter_project_dir()
     _use_inline_plotly()
     params = {k: v for k, v in namespace.items()
-              if not k.startswith("_") and k not in _KERNEL_NAMES and not callable(v)
+              if not k.startswith("_") and k not in _NOT_PARAMETERS and not callable(v)
               and type(v).__name__ != "module"}
     unknown = sorted(set(params) - set(RunConfig.model_fields) - EXTRA_PARAMETERS)
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; known: {', '.join(RunConfig.model_fields)}",
                           where="papermill parameters")
     resume = params.pop("resume", None)
-    config = validate_config(params, "papermill parameters")
-    return run(config, resume=resume, progress=progress)
+    config = validate_config({k: v for k, v in params.items() if v is not None}, "papermill parameters")
+    try:
+        return run(config, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        _say_how_to_resume(config)
+        raise
+
+
+def enter_project_dir() -> None:
+    """Relative paths in parameters (results/, ../shared/...) mean the project folder. papermill
+    starts the kernel where it was started (the project folder, in the README's commands);
+    Jupyter starts it in the notebook's own folder, notebooks/, so step up from there."""
+    cwd = Path.cwd()
+    if cwd.name == NOTEBOOK_DIR.name:
+        os.chdir(cwd.parent)
+
+
+def _results(results_dir: str | Path | None) -> Path:
+    """A notebook's results_dir parameter; None = RunConfig's default."""
+    return RunConfig().results_dir if results_dir is None else Path(results_dir)
+
+
+def _say_how_to_resume(config: RunConfig) -> None:
+    from IPython.display import Markdown, display
+
+    from benchkit.store import ResultsStore
+
+    mine = [r for r in ResultsStore(config.results_dir).runs()
+            if r.get("status") == "interrupted" and (r.get("config") or {}).get("pid") == os.getpid()]
+    if not mine:
+        return
+    record = mine[-1]
+    res = record.get("results", {})
+    display(Markdown(
+        f"**Run `{record['run_id']}` interrupted** after {res.get('samples_done', 0)} of "
+        f"{res.get('samples_expected', '?')} samples; every finished sample is kept. To continue "
+        f"it, set `resume = \"{record['run_id']}\"` (or `resume = True`) in the parameters cell "
+        f"and run all cells again, or from a terminal: `benchkit run --resume {record['run_id']}`."))
 
 
 def summary(record: dict) -> pd.DataFrame:
@@ -53,12 +96,14 @@ def summary(record: dict) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("")
 
 
-def category_figure(record: dict, results_dir: str | Path = "results"):
+def category_figure(record: dict, results_dir: str | Path | None = None):
+    results_dir = _results(results_dir)
     runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
     return figures.category_figure(analysis.category_table(runs, results_dir))
 
 
-def difficulty_figure(record: dict, results_dir: str | Path = "results"):
+def difficulty_figure(record: dict, results_dir: str | Path | None = None):
+    results_dir = _results(results_dir)
     runs = analysis.runs_table(results_dir, run_ids=[record["run_id"]])
     return figures.difficulty_figure(analysis.difficulty_table(runs, results_dir))
 
@@ -72,10 +117,10 @@ def data_note(record: dict) -> str:
     return f"Graded on public and private tests ({data.get('private_tests', 0)} problems with private tests)."
 
 
-def failing_tasks(record: dict, results_dir: str | Path = "results") -> pd.DataFrame:
+def failing_tasks(record: dict, results_dir: str | Path | None = None) -> pd.DataFrame:
     from benchkit.store import ResultsStore
 
-    rows = [r for r in ResultsStore(results_dir).samples(record["run_id"]) if not r["passed"]]
+    rows = [r for r in ResultsStore(_results(results_dir)).samples(record["run_id"]) if not r["passed"]]
     frame = pd.DataFrame(rows, columns=["task_id", "sample", "category", "result", "tokens"])
     return frame.sort_values(["task_id", "sample"]).reset_index(drop=True)
 
@@ -87,10 +132,13 @@ def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
     under papermill (interactive=False), the static comparison of the runs the parameters name."""
     from IPython.display import display
 
+    enter_project_dir()
+    results_dir = _results(results_dir)
+    renderer = _use_inline_plotly()
     if interactive:
+        renderer.activate()  # plotly.js once, in this cell's output: the figures drawn later need it
         display(comparison_picker(results_dir, benchmark))
     else:
-        _use_inline_plotly()
         show_comparison(results_dir, benchmark, run_ids, models)
 
 
@@ -109,12 +157,8 @@ def comparison_picker(results_dir="results", benchmark=None):
     """Benchmark, then models, then runs; the Compare button draws their comparison below.
     (Drawing on a button, not on every click in a list, keeps a front end responsive.)"""
     import ipywidgets as widgets
-    import plotly.io as pio
     from IPython.display import clear_output
 
-    # figures as plotly JSON only: JupyterLab, Notebook 7 and VS Code draw it, and the widget's
-    # outputs stay small (they travel to the front end on every redraw)
-    pio.renderers.default = "plotly_mimetype"
     table = analysis.runs_table(results_dir, finished_only=True)
     benchmarks = sorted(table.benchmark.dropna().unique())
     if not benchmarks or (benchmark is not None and benchmark not in benchmarks):
@@ -149,13 +193,15 @@ def comparison_picker(results_dir="results", benchmark=None):
     return widgets.VBox([widgets.HBox([pick_benchmark, pick_models, pick_runs, button]), output])
 
 
-def _use_inline_plotly() -> None:
-    """Figures as plotly's JSON (JupyterLab draws it) and as HTML with plotly.js inlined once, so
-    an executed notebook and its HTML export show them offline."""
+def _use_inline_plotly():
+    """Figures as plotly's JSON (for front ends with a plotly renderer) and as HTML drawn by
+    plotly.js inlined once (JupyterLab 4 without extensions, an executed notebook, its HTML
+    export: all offline). Returns the HTML renderer."""
     import plotly.io as pio
 
-    pio.renderers["benchkit_offline"] = _offline_renderer()
+    renderer = pio.renderers["benchkit_offline"] = _offline_renderer()
     pio.renderers.default = "plotly_mimetype+benchkit_offline"
+    return renderer
 
 
 def _offline_renderer():
@@ -164,7 +210,15 @@ def _offline_renderer():
 
     class OfflineNotebookRenderer(NotebookRenderer):
         """plotly's notebook renderer without its MathJax script from a CDN (no figure here has
-        LaTeX), which an offline browser reports as a failed load."""
+        LaTeX), which an offline browser reports as a failed load; plotly.js is sent once per
+        renderer, whoever asks first (the compare picker asks before its first figure)."""
+
+        activated = False
+
+        def activate(self):
+            if not self.activated:
+                self.activated = True
+                super().activate()
 
         def to_mimebundle(self, fig_dict):
             return {"text/html": to_html(fig_dict, config=self.config, include_plotlyjs=False,

@@ -23,8 +23,9 @@ from benchkit.config import RunConfig, fields
 from benchkit.environment import describe_machine
 from benchkit.errors import BenchkitError, ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
-from benchkit.record import SCHEMA_VERSION
 from benchkit.grading import GradingPool
+from benchkit.progress import open_progress
+from benchkit.record import SCHEMA_VERSION
 from benchkit.store import ResultsStore
 
 
@@ -137,20 +138,17 @@ class _Execution:
             raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
 
     def _generate(self, todo, sandbox, log, progress, already_done) -> None:
-        from tqdm.auto import tqdm
-
         server_log = self.store.dir / "logs" / f"{self.run_id}-server.log"
         backend = open_backend(self.config.backend, self.config, self.record["config"]["path"],
                                log_path=server_log)
         try:
             self.record["config"]["backend"] = backend.describe()
             self._mark("running")
-            bar = tqdm(total=len(todo) + already_done, initial=already_done, disable=not progress,
-                       desc=f"{self.config.benchmark} {self.record['model']}", unit="sample")
-            self._generate_all(todo, backend, sandbox, log, bar)
-            wait(self.recorded)
-            self._raise_stored_error()
-            bar.close()
+            with open_progress(progress, self.run_id, f"{self.config.benchmark} {self.record['model']}",
+                               total=len(todo) + already_done, initial=already_done) as bar:
+                self._generate_all(todo, backend, sandbox, log, bar)
+                wait(self.recorded)
+                self._raise_stored_error()
         finally:
             backend.close()
             wait(self.recorded)  # whatever stopped the run, every answer it has is graded and stored
@@ -214,9 +212,7 @@ class _Execution:
             self.passed += row["passed"]
             self.tokens += row["tokens"]
             self.gen_seconds += row["gen_seconds"]
-            bar.set_postfix(passed=f"{100 * self.passed / self.graded:.1f}%",
-                            tok_s=f"{self.tokens / max(self.gen_seconds, 1e-9):.1f}", refresh=False)
-            bar.update(1)
+            bar.update(self.graded, self.passed, self.tokens, self.gen_seconds)
 
     def _raise_stored_error(self) -> None:
         if self.errors:

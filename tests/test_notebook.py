@@ -1,16 +1,58 @@
-"""papermill executes the real notebook with the real model."""
+"""papermill executes the real notebook with the real model; the notebooks' parameters cells
+restate no default of RunConfig."""
 
+import ast
 import json
+import os
+import re
+import subprocess
+import sys
 
 import nbformat
 import papermill
 import pytest
 
+from benchkit.benchmarks import benchmark_class
+from benchkit.config import RunConfig, load_parameters
+from benchkit.notebook import EXTRA_PARAMETERS
 from benchkit.store import ResultsStore
 from tests.conftest import REPO, benchkit_cli
 
-pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "human_eval.ipynb"
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+COMPARE_EXTRAS = {"run_ids", "models", "interactive"}  # compare.ipynb's own, not RunConfig's
+
+
+def _parameters_cell(path):
+    (cell,) = [c for c in nbformat.read(path, as_version=4).cells
+               if "parameters" in c.metadata.get("tags", [])]
+    return cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_restates_no_default(path):
+    """A copied default drifts (lcb.ipynb once halved LiveCodeBench's 6 s limit with
+    `timeout = 3.0`): every RunConfig name in the cell is None, except the notebook's benchmark."""
+    values = {}
+    for node in ast.parse(_parameters_cell(path)).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    extras = EXTRA_PARAMETERS | (COMPARE_EXTRAS if path.stem == "compare" else set())
+    assert set(values) <= set(RunConfig.model_fields) | extras, set(values) - set(RunConfig.model_fields)
+    restated = {k: v for k, v in values.items()
+                if k in RunConfig.model_fields and v is not None and (k, v) != ("benchmark", path.stem)}
+    assert restated == {}
+    if path.stem != "compare":
+        assert values["benchmark"] == path.stem and "timeout" not in values
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "parameters").glob("*.yaml")), ids=lambda p: p.stem)
+def test_parameter_files_keep_the_benchmarks_time_limit(path):
+    if path.stem == "compare":
+        return
+    config = load_parameters(path)
+    default = benchmark_class(config.benchmark).default_timeout
+    assert config.timeout in (None, default), f"{path.name} sets timeout {config.timeout}, not {default}"
 
 
 def test_notebook_has_a_tagged_parameters_cell_and_only_calls_the_package():
@@ -21,6 +63,7 @@ def test_notebook_has_a_tagged_parameters_cell_and_only_calls_the_package():
     assert all(len(src.splitlines()) <= 3 for src in code)
 
 
+@pytest.mark.slow
 def test_papermill_runs_the_notebook_with_a_parameters_file(tmp_path):
     params = tmp_path / "params.yaml"
     results = tmp_path / "results"
@@ -35,6 +78,7 @@ def test_papermill_runs_the_notebook_with_a_parameters_file(tmp_path):
     assert any(run["run_id"] in json.dumps(o.get("data", {})) for o in outputs)
 
 
+@pytest.mark.slow
 def test_papermill_runs_the_lcb_notebook(tmp_path):
     results = tmp_path / "results"
     parameters = {"benchmark": "lcb", "problems_file": str(REPO.parent / "shared/data/lcb/problems.jsonl"),
@@ -44,10 +88,12 @@ def test_papermill_runs_the_lcb_notebook(tmp_path):
                                cwd=str(REPO), progress_bar=False)
     (run,) = ResultsStore(results).runs()
     assert run["benchmark"] == "lcb" and run["results"]["total_problems"] == 2
+    assert run["config"]["timeout"] is None and run["config"]["time_limit_s"] == 6.0  # LCB's own
     text = out.read_text()
     assert "Public tests only" in text and "pass@1 by difficulty" in text
 
 
+@pytest.mark.slow
 def test_bad_parameter_type_fails_with_the_key(tmp_path):
     out = tmp_path / "report.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as exc:
@@ -57,12 +103,14 @@ def test_bad_parameter_type_fails_with_the_key(tmp_path):
     assert "'max_tokens'" in exc.value.evalue and "valid integer" in exc.value.evalue
 
 
+@pytest.mark.slow
 def test_unknown_parameter_is_refused(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter"):
         papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "o.ipynb"), parameters={"temprature": 1},
                                    cwd=str(REPO), progress_bar=False)
 
 
+@pytest.mark.slow
 def test_cli_run_through_the_notebook(tmp_path):
     results = tmp_path / "results"
     done = benchkit_cli("run", "--notebook", "--limit", "1", "--max-tokens", "16", "--results-dir", results)
@@ -72,6 +120,7 @@ def test_cli_run_through_the_notebook(tmp_path):
     assert ResultsStore(results).runs()[0]["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_cli_bad_yaml_names_file_and_key(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("benchmark: human_eval\ntemperature: [hot]\n")
@@ -86,6 +135,7 @@ def _yaml(path):
     return yaml.safe_load(path.read_text())
 
 
+@pytest.mark.slow
 def test_runs_lists_the_stored_runs(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
@@ -98,3 +148,38 @@ def test_runs_lists_the_stored_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "seed-model" in done.stdout and "6.6" in done.stdout and "complete" in done.stdout
     assert benchkit_cli("runs", "--results-dir", tmp_path / "none").stdout.strip() == "no runs stored yet"
+
+
+@pytest.mark.slow
+def test_readme_command_shows_progress_in_the_terminal_and_keeps_the_report_clean(tmp_path):
+    """The README's main command (papermill's CLI on human_eval.ipynb with a parameters file):
+    the terminal gets the run id, then samples done / total, pass rate and tok/s every few
+    seconds; the executed notebook gets one widget, not the lines."""
+    params, out = tmp_path / "params.yaml", tmp_path / "report.ipynb"
+    params.write_text(f"limit: 3\nmax_tokens: 64\nresults_dir: {tmp_path / 'results'}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BENCHKIT_PROGRESS_SECONDS": "1"}
+    done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out), "-f", str(params)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = ResultsStore(tmp_path / "results").runs()
+    print(done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("benchkit: ")]
+    assert lines[0].startswith(f"benchkit: run {run['run_id']} started: human_eval") and "3 samples" in lines[0]
+    assert re.match(rf"benchkit: run {run['run_id']} complete: 3/3 samples, pass [0-9.]+%, [0-9.]+ tok/s",
+                    lines[-1]), lines[-1]
+    status = [line for line in lines[1:-1] if re.search(r"\d/3 samples, pass .*, .* tok/s, ", line)]
+    assert status, lines
+    seconds = [_seconds(re.search(r"(\d+:\d\d:\d\d) elapsed", line).group(1)) for line in status + lines[-1:]]
+    assert all(later - earlier <= 3 for earlier, later in zip(seconds, seconds[1:])), lines  # every second or so
+    nb = nbformat.read(out, as_version=4)
+    streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
+    assert "benchkit: " not in out.read_text() and "tok/s" not in streams and len(streams) < 2000
+    views = [o for c in nb.cells for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1  # the one progress widget
+    assert "3/3</b> samples" in json.dumps(nb.metadata.get("widgets", {}))  # its last state
+
+
+def _seconds(clock: str) -> int:
+    hours, minutes, seconds = map(int, clock.split(":"))
+    return 3600 * hours + 60 * minutes + seconds
