@@ -48,11 +48,15 @@ def test_parameters_cell_restates_no_default(path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "parameters").glob("*.yaml")), ids=lambda p: p.stem)
 def test_parameter_files_keep_the_benchmarks_time_limit(path):
+    from benchkit.sweep import load_sweep
+
     if path.stem == "compare":
         return
-    config = load_parameters(path)
-    default = benchmark_class(config.benchmark).default_timeout
-    assert config.timeout in (None, default), f"{path.name} sets timeout {config.timeout}, not {default}"
+    configs = [c.config for c in load_sweep(path).cells] if path.stem.startswith("sweep") \
+        else [load_parameters(path)]
+    for config in configs:
+        default = benchmark_class(config.benchmark).default_timeout
+        assert config.timeout in (None, default), f"{path.name} sets timeout {config.timeout}, not {default}"
 
 
 def test_notebook_has_a_tagged_parameters_cell_and_only_calls_the_package():
