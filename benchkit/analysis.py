@@ -18,18 +18,21 @@ from benchkit.errors import BenchkitError, StoreError
 from benchkit.store import ResultsStore
 
 RUN_COLUMNS = ["run_id", "label", "benchmark", "model", "quant", "gpu_layers", "backend", "settings",
-               "problems", "solved", "score", "ci_low", "ci_high", "time_s", "date", "status"]
-SETTINGS = ("temperature", "top_p", "max_tokens", "prompt_style", "num_samples", "parallel", "n_ctx")
+               "problems", "solved", "score", "ci_low", "ci_high", "time_s", "tokens_s", "size_mb", "date",
+               "status", "sweep", "cell"]
+SETTINGS = ("temperature", "top_p", "max_tokens", "prompt_style", "num_samples", "parallel", "n_ctx",
+            "cache_type_k", "cache_type_v", "flash_attn")
 DIFFICULTIES = ("easy", "medium", "hard")
 BOOTSTRAP_SAMPLES = 10_000
 
 
 # ------------------------------------------------------------------------------ runs
 def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None, models=None,
-               finished_only: bool = False) -> pd.DataFrame:
-    """One row per stored run: score with its 95 % Wilson interval over problems, wall time, and
-    the settings people publish. Optionally only one benchmark, some models, or the given runs
-    (in the order given); unknown run ids are an error that lists the known ones."""
+               finished_only: bool = False, sweep: str | None = None) -> pd.DataFrame:
+    """One row per stored run: score with its 95 % Wilson interval over problems, wall time,
+    tokens/s and the settings people publish. Optionally only one benchmark, some models, one
+    sweep's runs, or the given runs (in the order given); unknown run ids are an error that
+    lists the known ones."""
     records = _records(results_dir)
     if run_ids is not None:
         records = _pick(records, run_ids, results_dir)
@@ -43,6 +46,10 @@ def runs_table(results_dir="results", benchmark: str | None = None, run_ids=None
         table = table[table.benchmark == benchmark]
     if models is not None:
         table = table[table.model.isin(list(models))]
+    if sweep is not None:
+        table = table[table.sweep == sweep]
+        if table.empty:
+            raise StoreError(f"no runs of sweep {sweep!r}", where=str(ResultsStore(results_dir).file))
     if finished_only:
         table = table[table.status == "complete"]
     return table.reset_index(drop=True)
@@ -70,13 +77,18 @@ def _run_row(run_id: str, run: dict) -> dict:
     score = results.get("score") if status == "complete" else None  # partial: not a score
     low, high = score_interval(score, problems)
     quant = config["model"].get("quant") or ""
+    tokens, seconds = results.get("tokens"), results.get("generation_seconds")
+    sweep = run.get("sweep") or {}
     return {
         "run_id": run_id, "label": f"{run.get('model')} {quant}".strip(),
         "benchmark": run.get("benchmark"), "model": run.get("model"), "quant": quant,
         "gpu_layers": config.get("gpu_layers"), "backend": settings.get("backend", ""),
         "settings": settings_text(settings), "problems": problems, "solved": results.get("total_passed"),
         "score": score, "ci_low": low, "ci_high": high, "time_s": results.get("time_taken"),
+        "tokens_s": tokens / seconds if tokens and seconds else None,
+        "size_mb": config["model"]["size"] / 2**20 if config["model"].get("size") else None,
         "date": str(run.get("timestamp", ""))[:19], "status": status,
+        "sweep": sweep.get("name"), "cell": sweep.get("cell"),
     }
 
 
@@ -262,3 +274,36 @@ def pairwise(runs: pd.DataFrame, results_dir="results") -> pd.DataFrame:
     columns = ["run_a", "run_b", "problems", "score_a", "score_b", "difference", "ci_low", "ci_high",
                "only_a", "only_b", "test", "p_value", "verdict"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def against_baseline(runs: pd.DataFrame, baseline: str, results_dir="results") -> pd.DataFrame:
+    """Every run paired with one baseline run (its run id, label or sweep cell), with Holm's
+    correction of the p-values for the number of comparisons: with 20 cells, some uncorrected
+    p < 0.05 are expected by chance alone."""
+    from statsmodels.stats.multitest import multipletests
+
+    chosen = runs[(runs.run_id == baseline) | (runs.label == baseline) | (runs.cell == baseline)]
+    if chosen.empty:
+        raise BenchkitError(f"no run or cell {baseline!r} among the runs compared (cells: "
+                            f"{', '.join(runs.cell.dropna()) or 'none'})", where="baseline")
+    base = chosen.run_id.iloc[0]
+    records, store = _records(results_dir), ResultsStore(results_dir)
+    scores = functools.cache(lambda r: _finished_scores(store, r, records[r]))
+    rows = []
+    for row in runs[runs.run_id != base].itertuples():
+        try:
+            result = _compare(base, row.run_id, records, scores, seed=0)
+            rows.append({"run": row.label, "cell": row.cell, "difference": result.difference,
+                         "ci_low": result.ci_low, "ci_high": result.ci_high, "test": result.test,
+                         "p_value": result.p_value})
+        except BenchkitError as exc:
+            rows.append({"run": row.label, "cell": row.cell, "verdict": f"not paired: {exc.message}"})
+    tested = [row for row in rows if "p_value" in row]
+    if tested:
+        reject, adjusted, _, _ = multipletests([row["p_value"] for row in tested], alpha=0.05, method="holm")
+        for row, significant, p_holm in zip(tested, reject, adjusted):
+            row.update(p_holm=float(p_holm),
+                       verdict="significant (Holm)" if significant else "not significant (Holm)")
+    table = pd.DataFrame(rows, columns=["run", "cell", "difference", "ci_low", "ci_high", "test", "p_value",
+                                        "p_holm", "verdict"])
+    return table.assign(baseline=chosen.label.iloc[0])

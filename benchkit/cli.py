@@ -94,11 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (default: every finished run)")
     report.add_argument("--benchmark", help="only runs of this benchmark")
     report.add_argument("--model", dest="models", action="append", help="only runs of this model (repeatable)")
+    report.add_argument("--sweep", help="only the runs of this sweep, with its table and figures")
+    report.add_argument("--baseline", help="with --sweep: the cell (or run id) every cell is compared "
+                        "with (default: the first cell)")
     report.add_argument("--results-dir", default="results")
     report.add_argument("--out", type=Path, help="HTML file (default: results/reports/compare-<time>.html)")
     report.set_defaults(func=_report)
 
     runs = commands.add_parser("runs", help="list stored runs")
+    runs.add_argument("--sweep", help="only the runs of this sweep")
     runs.add_argument("--results-dir", default="results")
     runs.set_defaults(func=_runs)
     return parser
@@ -227,7 +231,8 @@ def _compare(args) -> int:
 def _report(args) -> int:
     from benchkit.report import write_report
 
-    path = write_report(args.results_dir, args.out, args.benchmark, args.run_ids, args.models)
+    path = write_report(args.results_dir, args.out, args.benchmark, args.run_ids, args.models, args.sweep,
+                        args.baseline)
     print(f"report: {path}")
     return 0
 
@@ -235,7 +240,13 @@ def _report(args) -> int:
 def _runs(args) -> int:
     from benchkit.analysis import runs_table
 
-    table = runs_table(args.results_dir)
+    from benchkit.report import SWEEP_VIEW
+
+    table = runs_table(args.results_dir, sweep=args.sweep)
+    if args.sweep:
+        table = table[["run_id", *SWEEP_VIEW, "status"]].round(2)
+    else:
+        table = table.drop(columns=["label", "size_mb", *(["sweep", "cell"] if table.sweep.isna().all() else [])])
     print(table.to_string(index=False) if len(table) else "no runs stored yet")
     return 0
 

@@ -80,3 +80,24 @@ def problem_heatmap(matrix: pd.DataFrame):
                     title=f"Per-problem verdicts (1 = every sample passed); the {left_out} problems "
                           "no run solved are left out")
     return fig.update_layout(height=height)
+
+
+def model_quant_figure(runs: pd.DataFrame):
+    """A sweep's score per model, one bar per quant (or per cell where quants repeat)."""
+    import plotly.express as px
+
+    frame = _with_error_bars(runs, cell=runs.cell.fillna(runs.label))
+    return px.bar(frame, x="model", y="score", color="quant", barmode="group", error_y="err_plus",
+                  error_y_minus="err_minus", hover_data=HOVER + ["cell"], labels={"score": "pass@1 %"},
+                  title="pass@1 by model and quant")
+
+
+def size_figure(runs: pd.DataFrame):
+    """Score against the model file's size: what each megabyte buys."""
+    import plotly.express as px
+
+    frame = _with_error_bars(runs[runs.size_mb.notna()])
+    return px.scatter(frame, x="size_mb", y="score", color="model", symbol="quant",
+                      error_y="err_plus", error_y_minus="err_minus", hover_data=HOVER + ["label"],
+                      labels={"size_mb": "model file (MiB)", "score": "pass@1 %"},
+                      title="pass@1 against model size")

@@ -20,11 +20,15 @@ RUN_VIEW = ["label", "run_id", "model", "quant", "backend", "gpu_layers", "setti
             "solved", "score", "ci_low", "ci_high", "time_s", "status"]
 
 
-def select(results_dir="results", benchmark=None, run_ids=None, models=None) -> dict[str, pd.DataFrame]:
+SWEEP_VIEW = ["cell", "model", "quant", "settings", "problems", "solved", "score", "ci_low", "ci_high",
+              "time_s", "tokens_s", "size_mb"]
+
+
+def select(results_dir="results", benchmark=None, run_ids=None, models=None, sweep=None) -> dict[str, pd.DataFrame]:
     """The runs to compare, grouped by benchmark (only runs of one benchmark can be paired).
-    Without run ids, only finished runs."""
+    Without run ids, only finished runs; with a sweep, only its runs."""
     runs = analysis.runs_table(results_dir, benchmark, run_ids or None, models or None,
-                               finished_only=not run_ids)
+                               finished_only=not run_ids, sweep=sweep)
     if runs.empty:
         wanted = f" of benchmark {benchmark!r}" if benchmark else ""
         raise BenchkitError(f"no stored runs{wanted} to compare", where=str(ResultsStore(results_dir).file))
@@ -32,13 +36,17 @@ def select(results_dir="results", benchmark=None, run_ids=None, models=None) -> 
     return {name: group.reset_index(drop=True) for name, group in runs.groupby("benchmark", sort=True)}
 
 
-def sections(runs: pd.DataFrame, results_dir="results") -> list[tuple[str, object]]:
-    """(title, content) pairs; content is a DataFrame, a plotly figure or a line of text."""
+def sections(runs: pd.DataFrame, results_dir="results", baseline: str | None = None) -> list[tuple[str, object]]:
+    """(title, content) pairs; content is a DataFrame, a plotly figure or a line of text. Runs
+    of one sweep also get the sweep's table and figures, and every cell against a baseline
+    cell (default: the first) with Holm's correction."""
     shown = [("Runs", runs[RUN_VIEW].set_index("label").round(2)),
              ("Seed-style table", analysis.markdown_table(results_dir, runs))]
+    if runs.sweep.notna().all() and runs.sweep.nunique() == 1 and len(runs) > 1:
+        shown += _sweep_sections(runs, results_dir, baseline or runs.cell.iloc[0])
     pairs = analysis.pairwise(runs, results_dir)
     if len(pairs):
-        pairs = pairs.round(2).assign(p_value=pairs.p_value.map(lambda p: "" if pd.isna(p) else f"{p:.3g}"))
+        pairs = pairs.round(2).assign(p_value=pairs.p_value.map(_p))
         shown.append(("Paired comparisons (95% CI: paired bootstrap, in points)", pairs))
     shown += [("Score per run", figures.score_figure(runs)),
               ("Score against wall time", figures.time_figure(runs))]
@@ -61,18 +69,33 @@ def sections(runs: pd.DataFrame, results_dir="results") -> list[tuple[str, objec
     return shown
 
 
+def _sweep_sections(runs: pd.DataFrame, results_dir, baseline: str) -> list[tuple[str, object]]:
+    versus = analysis.against_baseline(runs, baseline, results_dir)
+    versus = versus.round(2).assign(p_value=versus.p_value.map(_p), p_holm=versus.p_holm.map(_p))
+    return [(f"Sweep {runs.sweep.iloc[0]}", runs[SWEEP_VIEW].set_index("cell").round(2)),
+            (f"Every cell against {versus.baseline.iloc[0] if len(versus) else baseline} "
+             "(paired; p-values corrected for the number of comparisons by Holm's method)",
+             versus.drop(columns="baseline")),
+            ("Score by model and quant", figures.model_quant_figure(runs)),
+            ("Score against model size", figures.size_figure(runs))]
+
+
+def _p(p) -> str:
+    return "" if pd.isna(p) else f"{p:.3g}"
+
+
 def write_report(results_dir="results", output: str | Path | None = None, benchmark=None,
-                 run_ids=None, models=None) -> Path:
+                 run_ids=None, models=None, sweep=None, baseline=None) -> Path:
     """One HTML file with every benchmark's comparison; written atomically."""
     from plotly.offline import get_plotlyjs
 
     output = _output_path(results_dir, output)
-    groups = select(results_dir, benchmark, run_ids, models)
+    groups = select(results_dir, benchmark, run_ids, models, sweep)
     body = [f"<h1>benchkit comparison</h1><p class='meta'>{html.escape(str(ResultsStore(results_dir).file))}"
             f" — generated {datetime.now():%Y-%m-%d %H:%M}</p>"]
     for name, runs in groups.items():
         body.append(f"<h2>{html.escape(str(name))}: {len(runs)} run(s)</h2>")
-        body += [_section_html(title, content) for title, content in sections(runs, results_dir)]
+        body += [_section_html(title, content) for title, content in sections(runs, results_dir, baseline)]
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>benchkit comparison</title>"
             f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head>"
             f"<body>{''.join(body)}</body></html>")

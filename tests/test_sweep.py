@@ -147,3 +147,32 @@ def test_ctrl_c_marks_the_current_cell_interrupted_and_a_rerun_completes_it(tmp_
 def test_shipped_example_is_valid():
     sweep = load_sweep(REPO / "parameters" / "sweep-example.yaml")
     assert len(sweep.cells) == 2 and json.dumps([c.name for c in sweep.cells])
+
+
+def test_a_sweep_is_one_table_with_every_cell_against_a_baseline(tmp_path, scripts):
+    from benchkit.analysis import against_baseline, runs_table
+
+    sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
+    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    runs = runs_table(tmp_path / "results", sweep="t")
+    assert list(runs.cell) == [c.name for c in sweep.cells] and "tokens_s" in runs
+    versus = against_baseline(runs, "human_eval/right/num_samples=1", tmp_path / "results")
+    assert list(versus.cell) == [c.name for c in sweep.cells[1:]]
+    assert list(versus.difference) == [0.0, -100.0, -100.0]
+    assert (versus.p_holm >= versus.p_value).all() and versus.verdict.str.endswith("(Holm)").all()
+    with pytest.raises(Exception, match="no run or cell 'nope'"):
+        against_baseline(runs, "nope", tmp_path / "results")
+    listed = benchkit_cli("runs", "--sweep", "t", "--results-dir", tmp_path / "results")
+    assert listed.returncode == 0 and "human_eval/wrong/num_samples=2" in listed.stdout
+    out = tmp_path / "sweep.html"
+    done = benchkit_cli("report", "--sweep", "t", "--baseline", "human_eval/wrong/num_samples=1",
+                        "--results-dir", tmp_path / "results", "--out", out)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert "Sweep t" in page and "Holm" in page and "pass@1 by model and quant" in page
+
+
+def test_holm_correction_matches_the_textbook():
+    from statsmodels.stats.multitest import multipletests
+
+    assert list(multipletests([0.01, 0.04, 0.03], method="holm")[1]) == pytest.approx([0.03, 0.06, 0.06])
