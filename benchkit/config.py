@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchkit.errors import ConfigError
 
+KV_TYPES = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]  # llama.cpp's
 RELEASES = Literal["v1", "v2", "v3", "v4", "v5", "v6", "release_v1", "release_v2", "release_v3",
                    "release_v4", "release_v5", "release_v6"]
 
@@ -66,6 +67,11 @@ class RunConfig(SamplingSettings):
     n_ctx: int = setting(4096, "context size in tokens", group="model", flag="--ctx", ge=256)
     n_threads: int | None = setting(None, "CPU threads for generation (default: all cores)",
                                     group="model", identity=False, flag="--threads", ge=1)
+    cache_type_k: KV_TYPES = setting("f16", "KV cache type of keys", group="model")
+    cache_type_v: KV_TYPES = setting("f16", "KV cache type of values (quantised needs --flash-attn)",
+                                     group="model")
+    flash_attn: bool = setting(False, "flash attention (llama.cpp's -fa on; off by default, as "
+                               "llama-cpp-python)", group="model")
     # sampling (the fields of SamplingSettings) and stop sequences
     stop: list[str] | None = setting(None, "stop sequences (default: the benchmark's own)",
                                      group="sampling")

@@ -46,6 +46,9 @@ class LlamaCppBackend:
                     n_threads=config.threads(),
                     n_threads_batch=config.threads(),
                     seed=config.seed,
+                    type_k=_ggml_type(config.cache_type_k),
+                    type_v=_ggml_type(config.cache_type_v),
+                    flash_attn=config.flash_attn,
                     verbose=False,
                 )
             except BaseException as exc:
@@ -240,6 +243,11 @@ class _Answer:
 
     def why(self, finish: str) -> str | None:
         return f"{self.loop.reason}: {self.loop.detail}" if finish == "loop" else None
+
+
+def _ggml_type(name: str) -> int:
+    """A KV cache type by llama.cpp's name (f16, q8_0, …), as llama-cpp-python takes it."""
+    return getattr(llama_cpp, f"GGML_TYPE_{name.upper()}")
 
 
 @contextlib.contextmanager

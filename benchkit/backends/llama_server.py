@@ -49,6 +49,7 @@ class LlamaServerBackend(OpenAIBackend):
             "-ngl", str(config.gpu_layers if config.gpu_layers >= 0 else 999),
             "-c", str(config.n_ctx * config.parallel), "-np", str(config.parallel),
             "-t", str(config.threads()), "--seed", str(config.seed), "--no-webui",
+            "-ctk", config.cache_type_k, "-ctv", config.cache_type_v, "-fa", "on" if config.flash_attn else "off",
         ]
         self.command = command
         with self.log_path.open("ab") as log:
