@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                        "--scheduler) or dask-local (a cluster of --workers local processes)")
     sweep.add_argument("--scheduler", help="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--workers", type=int, default=2, help="dask-local: worker processes (default 2)")
+    sweep.add_argument("--notebook", action="store_true", help="local: run each cell through its "
+                       "benchmark's notebook; executed copies in results/reports/<sweep>/ with an index")
     sweep.add_argument("--results-dir", default="results", type=Path,
                        help="shared by every worker (one journal per run; only this process writes "
                        "benchmark_results.json)")
@@ -187,7 +189,7 @@ def _sweep(args) -> int:
     if args.dry_run:
         print(plan_table(sweep, ResultsStore(args.results_dir)))
         return 0
-    options = Options(args.results_dir, not args.quiet, args.scheduler, args.workers)
+    options = Options(args.results_dir, not args.quiet, args.scheduler, args.workers, args.notebook)
     records = executor(args.executor)(sweep, options)
     for record in records:
         print(_summary(record))

@@ -17,7 +17,7 @@ from benchkit.config import RunConfig, validate_config
 from benchkit.errors import BenchkitError, ConfigError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-EXTRA_PARAMETERS = {"resume"}
+EXTRA_PARAMETERS = {"resume", "sweep"}
 # names in a kernel's namespace that are not parameters: IPython's, and what the notebooks bind
 # after their parameters cell (so "Run All" works again in the same kernel)
 _NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open", "record"}
@@ -28,7 +28,7 @@ def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
     run the benchmark. A parameter left None means RunConfig's (or the benchmark's) own default:
     only the others reach RunConfig. Interrupting the kernel marks the run interrupted and the
     notebook says how to resume it."""
-    from benchkit.runner import run
+    from benchkit.runner import Context, run
 
     enter_project_dir()
     _use_inline_plotly()
@@ -39,10 +39,10 @@ def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; known: {', '.join(RunConfig.model_fields)}",
                           where="papermill parameters")
-    resume = params.pop("resume", None)
+    resume, sweep = params.pop("resume", None), params.pop("sweep", None)
     config = validate_config({k: v for k, v in params.items() if v is not None}, "papermill parameters")
     try:
-        return run(config, resume=resume, progress=progress)
+        return run(config, resume=resume, progress=progress, context=Context(sweep=sweep))
     except KeyboardInterrupt:
         _say_how_to_resume(config)
         raise
@@ -245,8 +245,9 @@ def export_html(notebook: str | Path, output: str | Path | None = None) -> Path:
     return output
 
 
-def execute(config: RunConfig, resume=None) -> Path:
-    """Run the benchmark's notebook under papermill; the executed copy is the report.
+def execute(config: RunConfig, resume=None, output: Path | None = None, sweep: dict | None = None) -> Path:
+    """Run the benchmark's notebook under papermill; the executed copy is the report (`output`,
+    default results/reports/<benchmark>-<time>.ipynb). `sweep`: the sweep cell the run is.
 
     The results directory is checked before the kernel starts (and loads the model). However
     execution ends early (a stop signal, an executed notebook that cannot be written), the
@@ -264,8 +265,9 @@ def execute(config: RunConfig, resume=None) -> Path:
         raise ConfigError(f"no notebook for benchmark {config.benchmark!r}", where=str(source))
     store = ResultsStore(config.results_dir)
     store.check_writable()
-    output = Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
-    parameters = config.model_dump(mode="json") | {"resume": resume}
+    output = output or Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parameters = config.model_dump(mode="json") | {"resume": resume, "sweep": sweep}
     kernel = _Kernel(json.loads(source.read_text())["metadata"]["kernelspec"]["name"], store)
     try:
         kernel.run(lambda km: papermill.execute_notebook(

@@ -177,6 +177,7 @@ class CellState:
     run_id: str | None  # the run that a partial cell resumes, or that completed it
     samples_done: int
     samples_expected: int
+    record: dict | None = None  # the stored record of that run
 
 
 def cell_states(sweep: Sweep, store: ResultsStore) -> list[CellState]:
@@ -194,10 +195,10 @@ def cell_states(sweep: Sweep, store: ResultsStore) -> list[CellState]:
         expected = len(problems) * cell.config.num_samples
         complete = [r for r in mine if r["status"] == "complete"]
         if complete:
-            states.append(CellState(cell, "done", complete[-1]["run_id"], expected, expected))
+            states.append(CellState(cell, "done", complete[-1]["run_id"], expected, expected, complete[-1]))
         elif mine:
             done = len({(r["task_id"], r["sample"]) for r in store.samples(mine[-1]["run_id"])})
-            states.append(CellState(cell, "partial", mine[-1]["run_id"], done, expected))
+            states.append(CellState(cell, "partial", mine[-1]["run_id"], done, expected, mine[-1]))
         else:
             states.append(CellState(cell, "new", None, 0, expected))
     return states

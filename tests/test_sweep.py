@@ -176,3 +176,22 @@ def test_holm_correction_matches_the_textbook():
     from statsmodels.stats.multitest import multipletests
 
     assert list(multipletests([0.01, 0.04, 0.03], method="holm")[1]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+@pytest.mark.slow
+def test_notebook_batch_saves_each_cell_and_an_index(tmp_path, scripts):
+    import nbformat
+
+    path = two_by_two(tmp_path, scripts, "exclude: [{num_samples: 2}]")
+    done = benchkit_cli("sweep", path, "--notebook", "--quiet", "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "results" / "reports" / "t"
+    notebooks = sorted(p.name for p in folder.glob("*.ipynb"))
+    assert notebooks == ["human_eval__right__num_samples=1.ipynb", "human_eval__wrong__num_samples=1.ipynb"]
+    executed = nbformat.read(folder / notebooks[0], as_version=4)
+    assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    index = (folder / "index.md").read_text()
+    assert "| human_eval/right/num_samples=1 | done | 100.00 | [human_eval__right__num_samples=1.ipynb]" in index
+    runs = ResultsStore(tmp_path / "results").runs()
+    assert sorted(r["sweep"]["cell"] for r in runs) == ["human_eval/right/num_samples=1",
+                                                       "human_eval/wrong/num_samples=1"]

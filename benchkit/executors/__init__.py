@@ -21,6 +21,7 @@ class Options:
     progress: bool = True
     scheduler: str | None = None  # dask: the scheduler's address
     workers: int = 2  # dask-local: worker processes
+    notebook: bool = False  # local: each cell through its benchmark's notebook (papermill)
 
 
 def executor(name: str):

@@ -60,6 +60,8 @@ def _run(client, sweep: Sweep, options: Options) -> list[dict]:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
+    if options.notebook:
+        raise ConfigError("--notebook runs cells with the local executor only", where="--notebook")
     store = ResultsStore(options.results_dir)
     store.check_writable()
     states = cell_states(sweep, store)

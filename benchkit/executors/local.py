@@ -4,18 +4,21 @@ frees its backend before the next starts), one sandbox pool and one self-check f
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from benchkit.errors import BenchkitError
 from benchkit.executors import Options
 from benchkit.grading import GradingPool
 from benchkit.runner import Context, run
-from benchkit.store import ResultsStore
+from benchkit.store import ResultsStore, atomic_write
 from benchkit.sweep import Sweep, cell_states
 
 
 def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
     """Run every cell that is not done; returns the cells' records (done ones as stored). A cell
-    that fails is reported and the sweep goes on; Ctrl-C stops it (that cell: interrupted)."""
+    that fails is reported and the sweep goes on; Ctrl-C stops it (that cell: interrupted).
+    With `options.notebook`, each cell runs through its benchmark's notebook (papermill): the
+    executed copies go to results/reports/<sweep>/, with an index.md that links them."""
     from tqdm.auto import tqdm
 
     store = ResultsStore(options.results_dir)
@@ -26,19 +29,48 @@ def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
                                             desc=f"sweep {sweep.name}", position=0) as bar:
         for state in states:
             bar.set_postfix_str(state.cell.name)
-            if state.state == "done":
-                records.append(store.get(state.run_id))
-            else:
-                try:
-                    context = Context(pool=pool, sweep={"name": sweep.name, "cell": state.cell.name})
-                    records.append(run(state.cell.config, resume=state.run_id, progress=options.progress,
-                                       context=context))
-                except BenchkitError as exc:
-                    failed.append(state.cell.name)
-                    print(f"benchkit: cell {state.cell.name} failed: {exc}", file=sys.stderr)
+            try:
+                records.append(state.record if state.state == "done" else _run_cell(sweep, state, options, pool))
+            except BenchkitError as exc:
+                failed.append(state.cell.name)
+                print(f"benchkit: cell {state.cell.name} failed: {exc}", file=sys.stderr)
             bar.update(1)
+    if options.notebook:
+        print(f"notebooks: {write_index(sweep, store)}")
     raise_failed(sweep, failed, len(states))
     return records
+
+
+def _run_cell(sweep: Sweep, state, options: Options, pool: GradingPool) -> dict:
+    ref = {"name": sweep.name, "cell": state.cell.name}
+    if not options.notebook:
+        return run(state.cell.config, resume=state.run_id, progress=options.progress,
+                   context=Context(pool=pool, sweep=ref))
+    from benchkit.notebook import execute
+
+    output = notebook_path(sweep, Path(options.results_dir), state.cell.name)
+    execute(state.cell.config, resume=state.run_id, output=output, sweep=ref)
+    return cell_states(Sweep(sweep.name, sweep.file, [state.cell], sweep.resources),
+                       ResultsStore(options.results_dir))[0].record
+
+
+def notebook_path(sweep: Sweep, results_dir: Path, cell: str) -> Path:
+    return results_dir / "reports" / sweep.name / (cell.replace("/", "__") + ".ipynb")
+
+
+def write_index(sweep: Sweep, store: ResultsStore) -> Path:
+    """results/reports/<sweep>/index.md: each cell, its score and status, and its notebook."""
+    index = store.dir / "reports" / sweep.name / "index.md"
+    lines = [f"# Sweep {sweep.name}", "", f"From `{sweep.file}`.", "",
+             "| cell | status | pass@1 % | notebook |", "|---|---|---|---|"]
+    for state in cell_states(sweep, store):
+        notebook = notebook_path(sweep, store.dir, state.cell.name)
+        score = state.record["results"].get("score") if state.record else None
+        link = f"[{notebook.name}]({notebook.name})" if notebook.exists() else ""
+        lines.append(f"| {state.cell.name} | {state.state} | {'' if score is None else f'{score:.2f}'} | {link} |")
+    index.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(index, "\n".join(lines) + "\n")
+    return index
 
 
 def raise_failed(sweep: Sweep, failed: list[str], cells: int) -> None:
