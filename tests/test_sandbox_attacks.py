@@ -1,6 +1,7 @@
 """One real attack per class: the verdict, and the absence of the side effect."""
 
 import os
+import shutil
 import socket
 import textwrap
 import threading
@@ -49,18 +50,6 @@ FALSE_PASS = {
                     except OSError: pass
         os._exit(0)
     """,
-    "other threads' frames": """
-        import sys
-        frames = sys._current_frames()
-    """,
-    "trace function jumping over the asserts": """
-        import sys
-        def tracer(frame, event, arg):
-            if event == "line" and "assert" in open(frame.f_code.co_filename).read():
-                pass
-            return tracer
-        sys.settrace(tracer)
-    """,
     "patched json encoder": """
         import json
         class Fake(json.JSONEncoder):
@@ -68,14 +57,6 @@ FALSE_PASS = {
                 if isinstance(o, dict) and "status" in o: o["status"] = "passed"
                 return super().encode(o)
         json._default_encoder = Fake()
-    """,
-    "reading its own memory": """
-        with open("/proc/self/mem", "rb") as fh:
-            fh.read(1)
-    """,
-    "ctypes": """
-        import ctypes
-        ctypes.string_at(id(object()), 16)
     """,
     "silent thread exit": """
         import _thread
@@ -91,6 +72,180 @@ FALSE_PASS = {
 @pytest.mark.parametrize("name", FALSE_PASS)
 def test_no_trick_turns_a_failing_program_into_a_pass(box, name):
     assert run(box, FALSE_PASS[name] + FAILING_TEST, timeout=2).status != "passed"
+
+
+# Real attempts at the pass mechanism (sandbox_worker/harness.py): the pass line, nonce and all,
+# lives in the child's memory (run_child's frame) and is written by a C-started thread after
+# exec returns. Each attack below forges a pass when its defence is taken out (UNDEFENDED, the
+# test after) and fails with it in place.
+FAILING_CHECK = """
+def candidate(x):
+    return x + 1
+def check(f):
+    assert f(1) == 3, "the tests fail"
+    return
+check(candidate)
+"""
+MEMORY_SCAN = r"""
+import os, re
+PASS = re.compile(rb'\{"nonce": "[0-9a-f]{32}", "status": "passed", "error_type": null, "message": "passed"\}\n')
+def regions():
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if fields[1].startswith("rw") and end - start < 1 << 30:
+                yield start, end
+def forge(line):
+    for fd in range(3, 1300):   # the report pipe is somewhere up there
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass
+    os._exit(0)
+"""
+FRAMES = """
+import sys, os
+for frame in sys._current_frames().values():   # the main thread waits in the harness
+    while frame is not None:
+        line, fd = frame.f_locals.get("pass_line"), frame.f_locals.get("report_fd")
+        if isinstance(line, bytes) and isinstance(fd, int):
+            os.write(fd, line)
+            os._exit(0)
+        frame = frame.f_back
+"""
+TRACER = """
+import sys
+def tracer(frame, event, arg):   # jump from the assert to the next line
+    if event == "line" and frame.f_code.co_name == "check" and frame.f_lineno == frame.f_code.co_firstlineno + 1:
+        frame.f_lineno = frame.f_lineno + 1
+    return tracer
+sys.settrace(tracer)
+"""
+PROC_MEM = MEMORY_SCAN + """
+with open("/proc/self/mem", "rb", buffering=0) as mem:
+    for start, end in regions():
+        try:
+            mem.seek(start)
+            found = PASS.search(mem.read(end - start))
+        except (OSError, OverflowError, ValueError):
+            continue
+        if found:
+            break
+forge(found.group())
+"""
+CTYPES = """
+import ctypes, os
+api = ctypes.pythonapi   # CPython's own API: every thread's current frame
+api.PyInterpreterState_Main.restype = ctypes.c_void_p
+api.PyInterpreterState_ThreadHead.restype = api.PyThreadState_Next.restype = ctypes.c_void_p
+api.PyInterpreterState_ThreadHead.argtypes = api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+api.PyThreadState_GetFrame.restype, api.PyThreadState_GetFrame.argtypes = ctypes.py_object, [ctypes.c_void_p]
+state = api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Main())
+while state:
+    try:
+        frame = api.PyThreadState_GetFrame(state)
+    except ValueError:
+        frame = None
+    while frame is not None:
+        line, fd = frame.f_locals.get("pass_line"), frame.f_locals.get("report_fd")
+        if isinstance(line, bytes) and isinstance(fd, int):
+            os.write(fd, line)
+            os._exit(0)
+        frame = frame.f_back
+    state = api.PyThreadState_Next(state)
+"""
+DISARM_THE_HOOK = "import sys\nsys.unraisablehook.func.__globals__['_BLOCKED_EVENTS'] = frozenset()\n"
+PATCH_REALPATH = "import posixpath\nposixpath.realpath = lambda path, *args, **kwargs: '/nothing'\n"
+REAL_ATTACKS = {
+    "other threads' frames": FRAMES,
+    "trace function jumping over the asserts": TRACER,
+    "reading its own memory": PROC_MEM,
+    "ctypes": CTYPES,
+    # these two gave false passes before the audit hook stopped reading module globals
+    "audit hook disarmed through the harness's globals, then other threads' frames": DISARM_THE_HOOK + FRAMES,
+    "audit hook disarmed through the harness's globals, then ctypes": DISARM_THE_HOOK + CTYPES,
+    "os.path patched, then its own memory": PATCH_REALPATH + PROC_MEM,
+}
+# each attack's defence, taken out of a copy of sandbox_worker/: (file, text, replacement)
+BLOCKED_CTYPES = ('"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
+                  '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",')
+NO_PROC_DEFENCE = [("harness.py", 'if event == "open" and _proc is not None', "if False"),
+                   ("harness.py", "        confine_files()\n", "")]
+UNDEFENDED = {
+    "other threads' frames": [("harness.py", '"sys._current_frames", ', "")],
+    "trace function jumping over the asserts": [("harness.py", '"sys.settrace", ', "")],
+    "reading its own memory": NO_PROC_DEFENCE,
+    "ctypes": [("harness.py", BLOCKED_CTYPES, "")],
+}
+
+
+@pytest.mark.parametrize("name", REAL_ATTACKS)
+def test_real_attacks_on_the_pass_mechanism_fail(box, name):
+    outcome = run(box, REAL_ATTACKS[name] + FAILING_CHECK, timeout=3)
+    assert outcome.status == "failed" and outcome.error_type in ("RuntimeError", "PermissionError"), outcome
+    assert "blocked by the benchkit sandbox" in outcome.message or "Permission denied" in outcome.message
+
+
+@pytest.fixture
+def undefended(tmp_path, monkeypatch):
+    """A sandbox whose worker lacks the given defences (a patched copy of sandbox_worker/)."""
+    def make(patches):
+        copy = tmp_path / "sandbox_worker"
+        shutil.copytree(sandbox_module.WORKER_DIR, copy)
+        for name, text, replacement in patches:
+            source = (copy / name).read_text()
+            assert text in source, f"the defence is no longer where this test looks: {text!r}"
+            (copy / name).write_text(source.replace(text, replacement))
+        monkeypatch.setattr(sandbox_module, "WORKER_DIR", copy)
+        sandbox_module._choose_isolation.cache_clear()
+        return Sandbox(workers=1)
+
+    yield make
+    sandbox_module._choose_isolation.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", UNDEFENDED)
+def test_each_real_attack_forges_a_pass_without_its_defence(undefended, name):
+    with undefended(UNDEFENDED[name]) as sandbox:
+        assert run(sandbox, REAL_ATTACKS[name] + FAILING_CHECK, timeout=3).passed
+
+
+LCB_EXPECTED_OUTPUT_THIEF = r"""
+import os, re, sys, json
+given = sys.stdin.read()
+pattern = re.compile(re.escape(('"input": ' + json.dumps(given) + ', "output": ').encode()) + rb'"((?:[^"\\]|\\.)*)"')
+worker = os.getppid()
+with open("/proc/%d/maps" % worker) as maps, open("/proc/%d/mem" % worker, "rb", buffering=0) as mem:
+    for line in maps:
+        fields = line.split()
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if not fields[1].startswith("rw") or end - start > 1 << 30:
+            continue
+        try:
+            mem.seek(start)
+            found = pattern.search(mem.read(end - start))
+        except (OSError, ValueError, OverflowError):
+            continue
+        if found:
+            print(json.loads('"' + found.group(1).decode() + '"'), end="")
+            break
+"""
+LCB_SECRET_TEST = ({"input": "3 4\n", "output": "the expected output 7431\n"},)
+
+
+def test_lcb_program_cannot_read_the_expected_outputs_from_its_worker(box):
+    outcome = box.submit(Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)).result()
+    assert outcome.status == "failed" and outcome.error_type == "PermissionError", outcome
+
+
+@pytest.mark.slow
+def test_lcb_expected_output_thief_passes_without_its_defence(undefended):
+    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files()", "")]
+    with undefended(patches) as sandbox:
+        job = Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
+        assert sandbox.submit(job).result().passed
 
 
 def test_honest_programs_still_pass(box):

@@ -25,7 +25,7 @@ GRADERS = ("human_eval", "livecodebench")
 # fine under both, but take a second or more: their verdicts depend on the machine's load)
 MODULES = ("numpy", "numpy.linalg", "numpy.random", "yaml", "tqdm", "fire", "decimal", "statistics",
            "unittest.mock", "concurrent.futures.process", "multiprocessing.queues", "difflib",
-           "sqlite3", "xml.etree.ElementTree", "asyncio", "http.client", "sortedcontainers")
+           "sqlite3", "xml.etree.ElementTree", "asyncio", "http.client", "no_such_module_anywhere")
 DUMP = "import sys as _s, json as _j\nopen({path!r}, 'w').write(_j.dumps(sorted(k for k, v in _s.modules.items() if v is not None)))\n"
 
 

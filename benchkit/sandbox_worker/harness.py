@@ -11,7 +11,6 @@ import itertools
 import json
 import operator
 import os
-import re
 import resource
 import sys
 
@@ -23,6 +22,7 @@ def run_child(job, scratch, report_fd, nonce):
         report_fd = isolate_descriptors(report_fd)
         os.chdir(scratch)
         limit_resources(job)
+        confine_files()
         pass_line = ('{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n'
                      % nonce).encode()
         del nonce
@@ -120,25 +120,87 @@ def _main_stack_size():
 
 
 _BLOCKED_EVENTS = frozenset({
-    "sys._current_frames", "sys.settrace", "sys.setprofile",
+    "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
     "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",
     "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",
 })
-_getcwd = os.getcwd
-_PROC_MEMORY = re.compile(r"^/proc/(\d+|self|thread-self)(/task/\d+)?/(mem|pagemap|map_files.*)$")
+_FUNCTION_INTERNALS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+try:
+    _PROC_DEVICE = os.stat("/proc").st_dev
+except OSError:
+    _PROC_DEVICE = None
 
 
-def _audit(event, args):
+def _audit(event, args, _blocked=_BLOCKED_EVENTS, _internals=_FUNCTION_INTERNALS,
+           _proc=_PROC_DEVICE, _stat=os.stat, _fspath=os.fspath, _isinstance=isinstance,
+           _int=int, _blocked_error=RuntimeError, _denied_error=PermissionError, _os_error=OSError):
     """Close the routes by which a program could read the harness's memory or rewrite its tests:
-    other threads' frames, the garbage collector's object lists, tracing, ctypes, /proc/*/mem."""
-    if event in _BLOCKED_EVENTS:
-        raise RuntimeError("blocked by the benchkit sandbox: " + event)
-    if event == "open" and isinstance(args[0], (str, bytes)):
-        path = os.path.join(_getcwd(), os.fsdecode(args[0]))  # os.getcwd is guarded away
-        path = os.path.realpath(path)
-        if _PROC_MEMORY.match(path):
-            raise PermissionError("blocked by the benchkit sandbox: " + path)
+    other threads' frames, the garbage collector's object lists, tracing, ctypes, /proc/*/mem.
+
+    The program can reach this function (through the harness module's globals), so it reads
+    nothing a program could change: no global, no builtin, no module attribute, only its
+    defaults (immutable values and C functions), and replacing its code or defaults is itself
+    refused. Files of /proc that only their owner may read (mem, pagemap, environ, ...) are
+    refused here and, where the kernel has Landlock, by `confine_files` at every open."""
+    if event in _blocked:
+        raise _blocked_error("blocked by the benchkit sandbox: " + event)
+    if event == "object.__setattr__" and args[1] in _internals:
+        raise _blocked_error("blocked by the benchkit sandbox: setting a function's " + args[1])
+    if event == "open" and _proc is not None and not _isinstance(args[0], _int):
+        try:
+            status = _stat(_fspath(args[0]))
+        except (_os_error, TypeError, ValueError):
+            return
+        if status.st_dev == _proc and not status.st_mode & 0o004:
+            raise _denied_error("blocked by the benchkit sandbox: a private file of /proc")
+
+
+LANDLOCK_READ_WRITE = (1 << 1) | (1 << 2)  # LANDLOCK_ACCESS_FS_WRITE_FILE | _READ_FILE
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+PR_SET_NO_NEW_PRIVS = 38
+PROC_FILES_ALLOWED = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version")
+
+
+def confine_files():
+    """Landlock (where the kernel has it): from here on this process and its children may read
+    or write files anywhere but in /proc (a few machine-wide files aside), so no program reads
+    its own memory, its worker's (the expected outputs) or another program's, whatever path,
+    symlink or race it tries. The kernel checks every open; nothing to undo it exists."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    handled = ctypes.c_uint64(LANDLOCK_READ_WRITE)
+    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(handled), ctypes.c_size_t(8),
+                           ctypes.c_uint32(0))
+    if ruleset < 0:
+        return False
+    try:
+        allowed = ["/" + name for name in os.listdir("/") if name != "proc"]
+        for path in allowed + ["/proc/" + name for name in PROC_FILES_ALLOWED]:
+            _allow(libc, ruleset, path)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        return libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) == 0
+    finally:
+        os.close(ruleset)
+
+
+def _allow(libc, ruleset, path):
+    import ctypes
+
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return
+    rule = (ctypes.c_uint64 * 2)()  # struct landlock_path_beneath_attr, packed: u64 access, s32 fd
+    rule[0] = LANDLOCK_READ_WRITE
+    rule[1] = fd
+    try:
+        libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule),
+                     ctypes.c_uint32(0))
+    finally:
+        os.close(fd)
 
 
 class _WriteOnlyStringIO(io.StringIO):

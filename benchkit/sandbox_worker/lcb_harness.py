@@ -13,8 +13,8 @@ import sys
 import tempfile
 import time
 
-from harness import (MESSAGE_LIMIT, isolate_descriptors, limit_resources, parse_message,
-                     reliability_guard)
+from harness import (MESSAGE_LIMIT, confine_files, isolate_descriptors, limit_resources,
+                     parse_message, reliability_guard)
 from preload import as_in_reference
 from processes import kill_descendants
 
@@ -190,6 +190,7 @@ def _test_child(job, scratch, out_fd, ctl_fd):
         out_fd, ctl_fd = isolate_descriptors(out_fd, ctl_fd)
         os.chdir(scratch)
         limit_resources(job)
+        confine_files()  # the worker's memory holds the expected outputs
         # the official grader allows 50,000 digits; the corrected comparison lifts the limit
         sys.set_int_max_str_digits(0 if job.get("corrected") else 50000)
         send = functools.partial(_send, out_fd)

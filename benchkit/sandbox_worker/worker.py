@@ -36,6 +36,7 @@ from processes import INSIDE_BWRAP, kill_descendants  # noqa: E402
 REPORT_LIMIT = 4096
 BOUND = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.abspath(__file__)))
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 
 
 def main():
@@ -49,6 +50,7 @@ def main():
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     _become_subreaper()
+    _not_dumpable()
     scratch_root = tempfile.mkdtemp(prefix="benchkit-")
     for line in proto_in:
         job = json.loads(line)
@@ -89,6 +91,15 @@ def _remove_children(directory, device, keep=None):
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
+
+
+def _not_dumpable():
+    """No program may read this worker's memory (it holds each job's nonce and expected
+    outputs) through /proc/<pid>/mem or process_vm_readv: without CAP_SYS_PTRACE in the
+    sandbox's namespace (programs have none), the kernel refuses them for a non-dumpable
+    process. Programs inherit the flag; their own memory stays theirs to read."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def _become_subreaper():
