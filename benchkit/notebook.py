@@ -213,6 +213,8 @@ def execute(config: RunConfig, resume=None) -> Path:
     parameters = config.model_dump(mode="json") | {"resume": resume}
     kernel = _Kernel(json.loads(source.read_text())["metadata"]["kernelspec"]["name"], store)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        kernel.start(store.dir / "logs" / f"{output.stem}-kernel.log")
         kernel.run(lambda km: papermill.execute_notebook(
             str(source), str(output), parameters=parameters, km=km, cwd=str(Path.cwd()), progress_bar=False))
     except papermill.PapermillExecutionError as exc:
@@ -246,6 +248,12 @@ class _Kernel:
 
         self.manager = KernelManager(kernel_name=name, shutdown_wait_time=60)
         self.store, self.outcome = store, None
+
+    def start(self, log: Path) -> None:
+        """The kernel's own output (llama.cpp's and ipykernel's logs) goes to `log`, not the terminal."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as fh:
+            self.manager.start_kernel(cwd=str(Path.cwd()), stdout=fh, stderr=fh)
 
     def run(self, execute) -> None:
         import threading

@@ -374,3 +374,43 @@ def test_gguf_removed_mid_run_is_harmless_in_process(tmp_path, model_path):
     assert rc == 0, err
     record = only_run(results)
     assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+
+
+# ------------------------------------------------------------------------------ through the notebook
+def last_line(err: str, *needles: str) -> str:
+    """Under papermill, papermill's own warnings may come first; benchkit's line is the last
+    and only one, and no traceback reaches the terminal (the kernel's output goes to its log)."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and [x for x in lines if x.startswith("benchkit: ")] == lines[-1:], err
+    return assert_one_line(lines[-1], *needles)
+
+
+def test_notebook_run_stopped_by_sigterm_marks_the_kernels_run_interrupted(tmp_path):
+    results = tmp_path / "results"
+    run = Run(results, notebook=True)
+    run.wait_samples(1)
+    run.proc.send_signal(signal.SIGTERM)
+    rc, err = run.end()  # the kernel and its sandbox workers are gone too
+    record = only_run(results)
+    before = journal(results, record["run_id"])
+    assert rc == 128 + signal.SIGTERM
+    last_line(err, "stopped by SIGTERM", f"run {record['run_id']} marked interrupted with "
+              f"{len(before)} of {LIMIT} samples stored")
+    assert record["status"] == "interrupted" and len(before) < LIMIT
+    resume_completes(results, record["run_id"], before)
+
+
+def test_notebook_disk_full_while_writing_the_executed_notebook(tmp_path, tmpfs):
+    results = tmp_path / "results"
+    reports = tmpfs(results / "reports", "256k")
+    run = Run(results, notebook=True)
+    run.wait_samples(1)
+    fill(reports)
+    rc, err = run.end()
+    record = only_run(results)
+    assert rc == 1
+    line = last_line(err, "cannot write the executed notebook: No space left on device", str(reports))
+    # papermill saves the notebook as each cell ends: the run's cell had finished the run
+    assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+    assert f"run {record['run_id']} is complete and stored" in line
+    assert [p.name for p in reports.iterdir()] == ["filler"]  # no half-written notebook left
