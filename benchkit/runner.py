@@ -79,16 +79,17 @@ class _Execution:
                 if (p.task_id, i) not in done]
         started = time.monotonic()
         self._mark("running")
-        try:
-            with Sandbox(self.config.grade_workers) as sandbox, \
-                    self.store.sample_log(self.run_id) as log, \
-                    interrupts.last_words(lambda: self._finish_and_say("failed", started)):
-                self._selfcheck(sandbox)
-                self._generate(todo, sandbox, log, progress, len(done))
-        except BaseException as exc:
-            self._stop(exc, started)
-            raise
-        return self._complete(started)
+        with self.store.reserve(self.run_id):  # room to mark the run failed on a full disk
+            try:
+                with Sandbox(self.config.grade_workers) as sandbox, \
+                        self.store.sample_log(self.run_id) as log, \
+                        interrupts.last_words(lambda: self._finish_and_say("failed", started)):
+                    self._selfcheck(sandbox)
+                    self._generate(todo, sandbox, log, progress, len(done))
+            except BaseException as exc:
+                self._stop(exc, started)
+                raise
+            return self._complete(started)
 
     def _selfcheck(self, sandbox) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""

@@ -173,19 +173,18 @@ def fill(directory: Path) -> Path:
 
 # ------------------------------------------------------------------------------ disk full
 def test_disk_full_on_a_24k_results_directory_then_resume(tmp_path, tmpfs):
-    """The issue's case: the results directory on a 24 KB tmpfs, a run of 12 problems."""
+    """The issue's case: the results directory on a 24 KB tmpfs, a run of 12 problems. The
+    journal fills the disk; the space the store keeps in reserve lets the run be marked failed."""
     results = tmpfs(tmp_path / "results", "24k")
     run = Run(results, "--limit", "12")
     rc, err = run.end()
-    assert rc == 1
-    line = assert_one_line(err, "No space left on device", str(results))
     record = only_run(results)
     before = journal(results, record["run_id"])
-    assert 0 < len(before) < 12 and "Traceback" not in err
-    if record["status"] == "failed":  # there was room to record it
-        assert record["results"]["samples_done"] == len(before) and "marked failed" in line
-    else:  # no room even for that: the line says so, the run stays resumable
-        assert record["status"] == "running" and "could not be marked failed" in line
+    assert rc == 1
+    assert_one_line(err, f"{ResultsStore(results).samples_file(record['run_id'])}: cannot append to the "
+                    "samples journal: No space left on device",
+                    f"run {record['run_id']} marked failed with {len(before)} of 12 samples stored")
+    assert record["status"] == "failed" and record["results"]["samples_done"] == len(before) > 0
     subprocess.run(["mount", "-o", "remount,size=8m", str(results)], check=True)  # space freed
     resume_completes(results, record["run_id"], before, expected=12)
 
@@ -208,23 +207,42 @@ def test_disk_full_while_appending_to_the_journal(tmp_path, tmpfs):
     resume_completes(results, record["run_id"], before)
 
 
-def test_disk_full_while_writing_the_results_file(tmp_path, tmpfs):
+def test_disk_full_while_writing_the_results_file_uses_the_reserve(tmp_path, tmpfs):
+    """Another process fills the disk of the results file mid-run: the final record still lands
+    whole, in the space the store kept in reserve for it."""
     results = tmpfs(tmp_path / "results", "256k")
     tmpfs(results / "samples", "8m")  # the journal has room: only the results file does not
     run = Run(results)
     run.wait_samples(1)
-    filler = fill(results)
+    fill(results)
     rc, err = run.end()
     record = only_run(results)
+    assert rc == 0, err
+    assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == []  # reserve, temp files
+
+
+def test_results_file_unwritable_mid_run_then_resume(tmp_path):
+    """The results directory turns immutable mid-run (chattr +i): the record cannot be written
+    at all; the line says so, the run stays resumable and `--resume` completes it."""
+    results = tmp_path / "results"
+    run = Run(results)
+    run.wait_samples(1)
+    if subprocess.run(["chattr", "+i", str(results)], capture_output=True).returncode:
+        run.proc.kill()
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        rc, err = run.end()
+    finally:
+        subprocess.run(["chattr", "-i", str(results)], check=True)
+    record = only_run(results)
+    before = journal(results, record["run_id"])
     assert rc == 1
     assert_one_line(err, f"{results / 'benchmark_results.json'}: cannot write the results file: "
-                         "No space left on device", "--resume completes it")
-    assert record["status"] == "running"  # the file could not be written: it holds what it held
-    before = journal(results, record["run_id"])
-    assert len(before) == LIMIT
-    assert not list(results.glob(".*.tmp")), "a temporary file was left behind"
-    filler.unlink()
+                         "Operation not permitted", "could not be marked complete: --resume completes it")
+    assert record["status"] == "running" and len(before) == LIMIT  # what the file held before
     resume_completes(results, record["run_id"], before)
+    assert not list(results.glob(".reserve-*")) and not list(results.glob(".*.tmp"))
 
 
 # ------------------------------------------------------------------------------ unwritable
