@@ -197,9 +197,9 @@ class _Execution:
         """Mark the run interrupted (a stop signal) or failed (anything else), and put what
         became of it on `exc.outcome`, for the one line the CLI prints."""
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        with contextlib.suppress(KeyboardInterrupt):  # a second stop signal: the first is handled
-            with interrupts.deferred():
-                exc.outcome = self._finish_and_say(status, started)
+        # a second stop signal while the first is handled is dropped: this run is ending anyway
+        with contextlib.suppress(KeyboardInterrupt), interrupts.deferred():
+            exc.outcome = self._finish_and_say(status, started)
 
     def _complete(self, started: float) -> dict:
         """Mark the run complete. A stop signal meanwhile waits until the record is written whole."""

@@ -148,7 +148,7 @@ def tmpfs():
     def mount(path: Path, size: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); disk-full faults need one")
         mounted.append(path)
@@ -228,7 +228,7 @@ def test_results_file_unwritable_mid_run_then_resume(tmp_path):
     results = tmp_path / "results"
     run = Run(results)
     run.wait_samples(1)
-    if subprocess.run(["chattr", "+i", str(results)], capture_output=True).returncode:
+    if subprocess.run(["chattr", "+i", str(results)], capture_output=True, check=False).returncode:
         run.proc.kill()
         pytest.skip("chattr +i is not permitted here")
     try:
@@ -248,7 +248,7 @@ def test_results_file_unwritable_mid_run_then_resume(tmp_path):
 # ------------------------------------------------------------------------------ unwritable
 def _immutable(path: Path):
     path.mkdir(parents=True)
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
         pytest.skip("chattr +i is not permitted here")
     return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
 
@@ -256,17 +256,22 @@ def _immutable(path: Path):
 def _read_only_bind(path: Path):
     path.mkdir(parents=True)
     done = subprocess.run(f"mount --bind {path} {path} && mount -o remount,bind,ro {path}",
-                          shell=True, capture_output=True, text=True)
+                          shell=True, capture_output=True, text=True, check=False)
     if done.returncode:
         pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
     return lambda: subprocess.run(["umount", str(path)], check=True)
 
 
+def _a_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+
+
 @pytest.mark.parametrize("make,where,reason", [
     (_immutable, "results", "results directory is not writable: Operation not permitted"),
     (_read_only_bind, "results", "results directory is not writable: Read-only file system"),
-    (lambda p: p.write_text("x") and None, "results", "is not a directory"),
-    (lambda p: (p.parent.mkdir(), p.write_text("x")) and None, "results/samples", "is not a directory"),
+    (_a_file, "results", "is not a directory"),
+    (_a_file, "results/samples", "is not a directory"),
 ], ids=["chattr+i", "read-only-mount", "file-as-results-dir", "file-as-samples-dir"])
 def test_unwritable_results_directory_is_refused_before_the_model(tmp_path, make, where, reason):
     results, blocked = tmp_path / "results", tmp_path / where
@@ -275,7 +280,7 @@ def test_unwritable_results_directory_is_refused_before_the_model(tmp_path, make
         # a model that does not exist: were the model looked at first, this would be the error
         done = subprocess.run([sys.executable, "-m", "benchkit", "run", *ARGS, "--model",
                                str(tmp_path / "absent.gguf"), "--results-dir", str(results)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
+                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 1
         assert_one_line(done.stderr, f"{blocked}: {reason}")
     finally:
