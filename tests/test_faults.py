@@ -36,12 +36,14 @@ DEADLINE = 400
 class Run:
     """A real `benchkit run` subprocess, and the processes it started."""
 
-    def __init__(self, results: Path, *extra: str, notebook: bool = False):
+    def __init__(self, results: Path, *extra: str, notebook: bool = False, nohup: bool = False):
         self.results = results
         command = [sys.executable, "-m", "benchkit", "run", *ARGS, "--results-dir", str(results), *extra]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # a slow-machine warning is not a fault
+        ignore_hup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
         self.proc = subprocess.Popen(command + (["--notebook"] if notebook else []), cwd=REPO, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=ignore_hup)
         self.seen: set[tuple[int, str]] = set()
 
     def journal_lines(self) -> int:
@@ -310,6 +312,16 @@ def test_stop_signal_mid_run_marks_it_interrupted(tmp_path, signum):
                     f"{len(before)} of {LIMIT} samples stored", "--resume")
     assert record["status"] == "interrupted" and 1 <= len(before) < LIMIT
     resume_completes(results, record["run_id"], before)
+
+
+def test_a_nohup_run_keeps_ignoring_sighup(tmp_path):
+    results = tmp_path / "results"
+    run = Run(results, nohup=True)  # as `nohup benchkit run ...` starts it
+    run.wait_samples(1)
+    run.proc.send_signal(signal.SIGHUP)
+    rc, err = run.end()
+    assert rc == 0, err
+    assert only_run(results)["status"] == "complete"
 
 
 def test_sighup_during_model_load(tmp_path, model_path):
