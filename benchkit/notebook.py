@@ -211,7 +211,8 @@ def execute(config: RunConfig, resume=None) -> Path:
     store.check_writable()
     output = Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
     parameters = config.model_dump(mode="json") | {"resume": resume}
-    kernel = _Kernel(json.loads(source.read_text())["metadata"]["kernelspec"]["name"], store)
+    kernel = _Kernel(json.loads(source.read_text())["metadata"].get("kernelspec", {}).get("name", "python3"),
+                     store)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         kernel.start(store.dir / "logs" / f"{output.stem}-kernel.log")
@@ -279,7 +280,10 @@ class _Kernel:
     def stop(self, thread) -> None:
         if self.manager.has_kernel:
             pid = self.manager.provisioner.pid if self.manager.provisioner else None
-            self.manager.interrupt_kernel()  # the run in it stops as on Ctrl-C: marked interrupted
+            try:
+                self.manager.interrupt_kernel()  # the run in it stops as on Ctrl-C: marked interrupted
+            except (RuntimeError, OSError):
+                pass  # the kernel is gone already
             thread.join(timeout=120)
             self.manager.shutdown_kernel()
             self.outcome = self.outcome or _run_outcome(self.store, pid)
@@ -295,7 +299,10 @@ def _catch(function, argument, failure: list) -> None:
 
 def _run_outcome(store, pid) -> str | None:
     """What became of the run a kernel (process `pid`) made, in the words the CLI uses."""
-    runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+    try:
+        runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+    except BenchkitError:
+        return None
     if not runs:
         return None
     run, res = runs[-1], runs[-1].get("results", {})

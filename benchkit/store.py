@@ -260,6 +260,8 @@ def atomic_write(path: Path, text: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:  # name the file being written, not its temporary twin
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -67,6 +67,11 @@ class Run:
         self.wait_until(lambda: self.journal_lines() >= n, f"{n} sample(s) in the journal")
 
     def end(self) -> tuple[int, str]:
+        """Wait for the run to end (noting its processes meanwhile); none of them may remain."""
+        deadline = time.monotonic() + DEADLINE
+        while self.proc.poll() is None and time.monotonic() < deadline:  # its output fits a pipe
+            self.seen |= _descendants(self.proc.pid)
+            time.sleep(0.05)
         _, err = self.proc.communicate(timeout=DEADLINE)
         assert_no_leftovers(self.seen)
         return self.proc.returncode, err
