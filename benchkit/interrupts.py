@@ -37,7 +37,16 @@ def signal_name(exc: BaseException) -> str:
     return getattr(exc, "signal_name", "SIGINT")
 
 
+# Python functions that C code calls back (llama.cpp's logger, during a model load): an
+# exception raised in one is printed and dropped by ctypes, so a signal handled there would
+# be lost. The handler sends the signal again a moment later instead, when that C call is over.
+C_CALLBACKS = {"llama_log_callback"}
+
+
 def _raise(signum, frame):
+    if frame is not None and frame.f_code.co_name in C_CALLBACKS:
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     raise Interrupted(signum)
 
 

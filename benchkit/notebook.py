@@ -266,10 +266,12 @@ def execute(config: RunConfig, resume=None, output: Path | None = None, sweep: d
     store = ResultsStore(config.results_dir)
     store.check_writable()
     output = output or Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
-    output.parent.mkdir(parents=True, exist_ok=True)
     parameters = config.model_dump(mode="json") | {"resume": resume, "sweep": sweep}
-    kernel = _Kernel(json.loads(source.read_text())["metadata"]["kernelspec"]["name"], store)
+    kernel = _Kernel(json.loads(source.read_text())["metadata"].get("kernelspec", {}).get("name", "python3"),
+                     store)
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        kernel.start(store.dir / "logs" / f"{output.stem}-kernel.log")
         kernel.run(lambda km: papermill.execute_notebook(
             str(source), str(output), parameters=parameters, km=km, cwd=str(Path.cwd()), progress_bar=False))
     except papermill.PapermillExecutionError as exc:
@@ -304,6 +306,12 @@ class _Kernel:
         self.manager = KernelManager(kernel_name=name, shutdown_wait_time=60)
         self.store, self.outcome = store, None
 
+    def start(self, log: Path) -> None:
+        """The kernel's own output (llama.cpp's and ipykernel's logs) goes to `log`, not the terminal."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as fh:
+            self.manager.start_kernel(cwd=str(Path.cwd()), stdout=fh, stderr=fh)
+
     def run(self, execute) -> None:
         import threading
 
@@ -328,7 +336,10 @@ class _Kernel:
     def stop(self, thread) -> None:
         if self.manager.has_kernel:
             pid = self.manager.provisioner.pid if self.manager.provisioner else None
-            self.manager.interrupt_kernel()  # the run in it stops as on Ctrl-C: marked interrupted
+            try:
+                self.manager.interrupt_kernel()  # the run in it stops as on Ctrl-C: marked interrupted
+            except (RuntimeError, OSError):
+                pass  # the kernel is gone already
             thread.join(timeout=120)
             self.manager.shutdown_kernel()
             self.outcome = self.outcome or _run_outcome(self.store, pid)
@@ -344,7 +355,10 @@ def _catch(function, argument, failure: list) -> None:
 
 def _run_outcome(store, pid) -> str | None:
     """What became of the run a kernel (process `pid`) made, in the words the CLI uses."""
-    runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+    try:
+        runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+    except BenchkitError:
+        return None
     if not runs:
         return None
     run, res = runs[-1], runs[-1].get("results", {})

@@ -117,15 +117,16 @@ class _Execution:
                 if (p.task_id, i) not in done]
         started = time.monotonic()
         self._mark("running")
-        try:
-            with self.store.sample_log(self.run_id) as log, \
-                    interrupts.last_words(lambda: self._finish_and_say("failed", started)):
-                self._selfcheck(pool)
-                self._generate(todo, pool.sandbox, log, progress, len(done))
-        except BaseException as exc:
-            self._stop(exc, started)
-            raise
-        return self._complete(started)
+        with self.store.reserve(self.run_id):  # room to mark the run failed on a full disk
+            try:
+                with self.store.sample_log(self.run_id) as log, \
+                        interrupts.last_words(lambda: self._finish_and_say("failed", started)):
+                    self._selfcheck(pool)
+                    self._generate(todo, pool.sandbox, log, progress, len(done))
+            except BaseException as exc:
+                self._stop(exc, started)
+                raise
+            return self._complete(started)
 
     def _selfcheck(self, pool: GradingPool) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
@@ -229,9 +230,9 @@ class _Execution:
         """Mark the run interrupted (a stop signal) or failed (anything else), and put what
         became of it on `exc.outcome`, for the one line the CLI prints."""
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        with contextlib.suppress(KeyboardInterrupt):  # a second stop signal: the first is handled
-            with interrupts.deferred():
-                exc.outcome = self._finish_and_say(status, started)
+        # a second stop signal while the first is handled is dropped: this run is ending anyway
+        with contextlib.suppress(KeyboardInterrupt), interrupts.deferred():
+            exc.outcome = self._finish_and_say(status, started)
 
     def _complete(self, started: float) -> dict:
         """Mark the run complete. A stop signal meanwhile waits until the record is written whole."""

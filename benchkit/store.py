@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -30,6 +31,7 @@ class ResultsStore:
         self.dir = Path(results_dir)
         self.file = self.dir / RESULTS_FILE
         self._lock = FileLock(str(self.file) + ".lock")
+        self._reserve: Path | None = None
 
     # ------------------------------------------------------------------ runs
     def runs(self) -> list[dict]:
@@ -53,9 +55,54 @@ class ResultsStore:
                 with self._lock:
                     data = self._read()
                     _put(data["runs"], run)
-                    atomic_write(self.file, json.dumps(data, indent=2) + "\n")
+                    text = json.dumps(data, indent=2) + "\n"
+                    try:
+                        atomic_write(self.file, text)
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._release_reserve():
+                            raise
+                        atomic_write(self.file, text)
             except OSError as exc:
                 raise StoreError(f"cannot write the results file: {_reason(exc)}", where=str(self.file)) from None
+
+    @contextlib.contextmanager
+    def reserve(self, run_id: str):
+        """Keep room for a run's last record while it runs: a file of spare space beside the
+        results file, given up when the disk fills, so a run stopped by a full disk can still
+        be marked failed. Best effort: on a disk already too full there is none."""
+        self._remove_stale_reserves()
+        path = self.dir / f".reserve-{run_id}-{os.getpid()}"
+        size = (self.file.stat().st_size if self.file.exists() else 0) + 8 * 1024  # + its growth
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+            self._reserve = path
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        try:
+            yield
+        finally:
+            self._release_reserve()
+
+    def _release_reserve(self) -> bool:
+        path, self._reserve = self._reserve, None
+        if path is None:
+            return False
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return True
+
+    def _remove_stale_reserves(self) -> None:
+        """Reserves of runs killed with kill -9 on this machine."""
+        for path in self.dir.glob(".reserve-*-*"):
+            pid = path.name.rsplit("-", 1)[1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def check_writable(self) -> None:
         """Fail now, naming the directory, where runs cannot be stored: before a model is loaded.
@@ -173,6 +220,16 @@ def _put(runs: list[dict], run: dict) -> None:
     runs.append(run)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _reason(exc: OSError) -> str:
     """`No space left on device`, `Read-only file system`: what the user can act on."""
     return exc.strerror or str(exc)
@@ -206,6 +263,8 @@ def atomic_write(path: Path, text: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:  # name the file being written, not its temporary twin
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -36,12 +36,14 @@ DEADLINE = 400
 class Run:
     """A real `benchkit run` subprocess, and the processes it started."""
 
-    def __init__(self, results: Path, *extra: str, notebook: bool = False):
+    def __init__(self, results: Path, *extra: str, notebook: bool = False, nohup: bool = False):
         self.results = results
         command = [sys.executable, "-m", "benchkit", "run", *ARGS, "--results-dir", str(results), *extra]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # a slow-machine warning is not a fault
+        ignore_hup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
         self.proc = subprocess.Popen(command + (["--notebook"] if notebook else []), cwd=REPO, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=ignore_hup)
         self.seen: set[tuple[int, str]] = set()
 
     def journal_lines(self) -> int:
@@ -65,6 +67,11 @@ class Run:
         self.wait_until(lambda: self.journal_lines() >= n, f"{n} sample(s) in the journal")
 
     def end(self) -> tuple[int, str]:
+        """Wait for the run to end (noting its processes meanwhile); none of them may remain."""
+        deadline = time.monotonic() + DEADLINE
+        while self.proc.poll() is None and time.monotonic() < deadline:  # its output fits a pipe
+            self.seen |= _descendants(self.proc.pid)
+            time.sleep(0.05)
         _, err = self.proc.communicate(timeout=DEADLINE)
         assert_no_leftovers(self.seen)
         return self.proc.returncode, err
@@ -121,7 +128,8 @@ def only_run(results: Path) -> dict:
 
 def journal(results: Path, run_id: str) -> list[dict]:
     path = ResultsStore(results).samples_file(run_id)
-    assert path.read_bytes().endswith(b"\n"), "a torn line was left in the journal"
+    data = path.read_bytes() if path.exists() else b""
+    assert data.endswith(b"\n") or not data, "a torn line was left in the journal"
     return ResultsStore(results).samples(run_id)
 
 
@@ -147,7 +155,7 @@ def tmpfs():
     def mount(path: Path, size: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); disk-full faults need one")
         mounted.append(path)
@@ -172,19 +180,18 @@ def fill(directory: Path) -> Path:
 
 # ------------------------------------------------------------------------------ disk full
 def test_disk_full_on_a_24k_results_directory_then_resume(tmp_path, tmpfs):
-    """The issue's case: the results directory on a 24 KB tmpfs, a run of 12 problems."""
+    """The issue's case: the results directory on a 24 KB tmpfs, a run of 12 problems. The
+    journal fills the disk; the space the store keeps in reserve lets the run be marked failed."""
     results = tmpfs(tmp_path / "results", "24k")
     run = Run(results, "--limit", "12")
     rc, err = run.end()
-    assert rc == 1
-    line = assert_one_line(err, "No space left on device", str(results))
     record = only_run(results)
     before = journal(results, record["run_id"])
-    assert 0 < len(before) < 12 and "Traceback" not in err
-    if record["status"] == "failed":  # there was room to record it
-        assert record["results"]["samples_done"] == len(before) and "marked failed" in line
-    else:  # no room even for that: the line says so, the run stays resumable
-        assert record["status"] == "running" and "could not be marked failed" in line
+    assert rc == 1
+    assert_one_line(err, f"{ResultsStore(results).samples_file(record['run_id'])}: cannot append to the "
+                    "samples journal: No space left on device",
+                    f"run {record['run_id']} marked failed with {len(before)} of 12 samples stored")
+    assert record["status"] == "failed" and record["results"]["samples_done"] == len(before) > 0
     subprocess.run(["mount", "-o", "remount,size=8m", str(results)], check=True)  # space freed
     resume_completes(results, record["run_id"], before, expected=12)
 
@@ -207,29 +214,48 @@ def test_disk_full_while_appending_to_the_journal(tmp_path, tmpfs):
     resume_completes(results, record["run_id"], before)
 
 
-def test_disk_full_while_writing_the_results_file(tmp_path, tmpfs):
+def test_disk_full_while_writing_the_results_file_uses_the_reserve(tmp_path, tmpfs):
+    """Another process fills the disk of the results file mid-run: the final record still lands
+    whole, in the space the store kept in reserve for it."""
     results = tmpfs(tmp_path / "results", "256k")
     tmpfs(results / "samples", "8m")  # the journal has room: only the results file does not
     run = Run(results)
     run.wait_samples(1)
-    filler = fill(results)
+    fill(results)
     rc, err = run.end()
     record = only_run(results)
+    assert rc == 0, err
+    assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+    assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == []  # reserve, temp files
+
+
+def test_results_file_unwritable_mid_run_then_resume(tmp_path):
+    """The results directory turns immutable mid-run (chattr +i): the record cannot be written
+    at all; the line says so, the run stays resumable and `--resume` completes it."""
+    results = tmp_path / "results"
+    run = Run(results)
+    run.wait_samples(1)
+    if subprocess.run(["chattr", "+i", str(results)], capture_output=True, check=False).returncode:
+        run.proc.kill()
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        rc, err = run.end()
+    finally:
+        subprocess.run(["chattr", "-i", str(results)], check=True)
+    record = only_run(results)
+    before = journal(results, record["run_id"])
     assert rc == 1
     assert_one_line(err, f"{results / 'benchmark_results.json'}: cannot write the results file: "
-                         "No space left on device", "--resume completes it")
-    assert record["status"] == "running"  # the file could not be written: it holds what it held
-    before = journal(results, record["run_id"])
-    assert len(before) == LIMIT
-    assert not list(results.glob(".*.tmp")), "a temporary file was left behind"
-    filler.unlink()
+                         "Operation not permitted", "could not be marked complete: --resume completes it")
+    assert record["status"] == "running" and len(before) == LIMIT  # what the file held before
     resume_completes(results, record["run_id"], before)
+    assert not list(results.glob(".reserve-*")) and not list(results.glob(".*.tmp"))
 
 
 # ------------------------------------------------------------------------------ unwritable
 def _immutable(path: Path):
     path.mkdir(parents=True)
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
         pytest.skip("chattr +i is not permitted here")
     return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
 
@@ -237,17 +263,22 @@ def _immutable(path: Path):
 def _read_only_bind(path: Path):
     path.mkdir(parents=True)
     done = subprocess.run(f"mount --bind {path} {path} && mount -o remount,bind,ro {path}",
-                          shell=True, capture_output=True, text=True)
+                          shell=True, capture_output=True, text=True, check=False)
     if done.returncode:
         pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
     return lambda: subprocess.run(["umount", str(path)], check=True)
 
 
+def _a_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+
+
 @pytest.mark.parametrize("make,where,reason", [
     (_immutable, "results", "results directory is not writable: Operation not permitted"),
     (_read_only_bind, "results", "results directory is not writable: Read-only file system"),
-    (lambda p: p.write_text("x") and None, "results", "is not a directory"),
-    (lambda p: (p.parent.mkdir(), p.write_text("x")) and None, "results/samples", "is not a directory"),
+    (_a_file, "results", "is not a directory"),
+    (_a_file, "results/samples", "is not a directory"),
 ], ids=["chattr+i", "read-only-mount", "file-as-results-dir", "file-as-samples-dir"])
 def test_unwritable_results_directory_is_refused_before_the_model(tmp_path, make, where, reason):
     results, blocked = tmp_path / "results", tmp_path / where
@@ -256,7 +287,7 @@ def test_unwritable_results_directory_is_refused_before_the_model(tmp_path, make
         # a model that does not exist: were the model looked at first, this would be the error
         done = subprocess.run([sys.executable, "-m", "benchkit", "run", *ARGS, "--model",
                                str(tmp_path / "absent.gguf"), "--results-dir", str(results)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
+                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 1
         assert_one_line(done.stderr, f"{blocked}: {reason}")
     finally:
@@ -288,6 +319,16 @@ def test_stop_signal_mid_run_marks_it_interrupted(tmp_path, signum):
     resume_completes(results, record["run_id"], before)
 
 
+def test_a_nohup_run_keeps_ignoring_sighup(tmp_path):
+    results = tmp_path / "results"
+    run = Run(results, nohup=True)  # as `nohup benchkit run ...` starts it
+    run.wait_samples(1)
+    run.proc.send_signal(signal.SIGHUP)
+    rc, err = run.end()
+    assert rc == 0, err
+    assert only_run(results)["status"] == "complete"
+
+
 def test_sighup_during_model_load(tmp_path, model_path):
     """The signal is sent as soon as llama.cpp has mapped the model file (during its load, or
     just after: the load takes a fraction of a second). The header check before the run maps
@@ -300,8 +341,7 @@ def test_sighup_during_model_load(tmp_path, model_path):
     run.proc.send_signal(signal.SIGHUP)
     rc, err = run.end()
     record = only_run(results)
-    before = journal(results, record["run_id"]) if ResultsStore(results).samples_file(
-        record["run_id"]).exists() else []
+    before = journal(results, record["run_id"])
     assert rc == 128 + signal.SIGHUP
     assert_one_line(err, "stopped by SIGHUP", "marked interrupted")
     assert record["status"] == "interrupted" and len(before) < LIMIT
@@ -374,3 +414,43 @@ def test_gguf_removed_mid_run_is_harmless_in_process(tmp_path, model_path):
     assert rc == 0, err
     record = only_run(results)
     assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+
+
+# ------------------------------------------------------------------------------ through the notebook
+def last_line(err: str, *needles: str) -> str:
+    """Under papermill, papermill's own warnings may come first; benchkit's line is the last
+    and only one, and no traceback reaches the terminal (the kernel's output goes to its log)."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and [x for x in lines if x.startswith("benchkit: ")] == lines[-1:], err
+    return assert_one_line(lines[-1], *needles)
+
+
+def test_notebook_run_stopped_by_sigterm_marks_the_kernels_run_interrupted(tmp_path):
+    results = tmp_path / "results"
+    run = Run(results, notebook=True)
+    run.wait_samples(1)
+    run.proc.send_signal(signal.SIGTERM)
+    rc, err = run.end()  # the kernel and its sandbox workers are gone too
+    record = only_run(results)
+    before = journal(results, record["run_id"])
+    assert rc == 128 + signal.SIGTERM
+    last_line(err, "stopped by SIGTERM", f"run {record['run_id']} marked interrupted with "
+              f"{len(before)} of {LIMIT} samples stored")
+    assert record["status"] == "interrupted" and len(before) < LIMIT
+    resume_completes(results, record["run_id"], before)
+
+
+def test_notebook_disk_full_while_writing_the_executed_notebook(tmp_path, tmpfs):
+    results = tmp_path / "results"
+    reports = tmpfs(results / "reports", "256k")
+    run = Run(results, notebook=True)
+    run.wait_samples(1)
+    fill(reports)
+    rc, err = run.end()
+    record = only_run(results)
+    assert rc == 1
+    line = last_line(err, "cannot write the executed notebook: No space left on device", str(reports))
+    # papermill saves the notebook as each cell ends: the run's cell had finished the run
+    assert record["status"] == "complete" and len(journal(results, record["run_id"])) == LIMIT
+    assert f"run {record['run_id']} is complete and stored" in line
+    assert [p.name for p in reports.iterdir()] == ["filler"]  # no half-written notebook left
