@@ -46,4 +46,11 @@ fi
 # needs nothing beyond numpy; its ~40 dependencies are for dataset downloads we never do)
 .venv/bin/python -m pip install -q --no-deps "nvidia-livecodebench==26.3"
 mkdir -p results/reports
-echo "benchkit installed in .venv ($(.venv/bin/benchkit --help >/dev/null && echo ok))"
+# JupyterLab (a dependency) refuses to start as root unless told; whoever installs as root
+# runs it as root, so say it once in the venv's own Jupyter config, not on every command line
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p .venv/etc/jupyter
+  printf '{"ServerApp": {"allow_root": true}}\n' > .venv/etc/jupyter/jupyter_server_config.json
+fi
+echo "benchkit installed in .venv ($(.venv/bin/benchkit --help >/dev/null && echo ok));" \
+  "explore the notebooks with: .venv/bin/jupyter lab"

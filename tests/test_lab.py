@@ -126,6 +126,9 @@ def _menu(page, menu: str, item: str) -> None:
 
 
 def _screenshot(page, lab: Lab, name: str, target=None) -> Path:
+    news = page.get_by_role("button", name="No", exact=True)  # Lab's "official Jupyter news?" toast
+    if news.is_visible():
+        news.click()
     if target is not None:
         target.scroll_into_view_if_needed()
         page.wait_for_timeout(500)
@@ -191,6 +194,7 @@ def test_human_eval_notebook_shows_live_progress_then_its_results(lab):
         bar = page.get_by_role("progressbar", name=re.compile("benchkit run"))
         bar.wait_for(timeout=5 * MINUTE)
         assert bar.get_attribute("max") == "2"
+        _screenshot(page, lab, "lab-human-eval-running", bar)
         seen = _watch(bar, until="2", seconds=600)
         assert seen[-1] == "2" and len(seen) >= 2, seen  # it moved while the run went
         page.get_by_text("2/2", exact=True).wait_for()
