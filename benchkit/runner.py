@@ -231,6 +231,7 @@ def _config_of(record: dict, current: RunConfig) -> RunConfig:
     stored = record["config"]
     fields = {k: stored[k] for k in RunConfig.model_fields if k in stored and k != "model"}
     fields["model"] = stored["path"] if stored.get("model_size") else None  # None: a remote model
+    fields.setdefault("stop_runaway", False)  # a run stored before the loop rule existed ran without it
     for key in ("results_dir", "grade_workers", "n_threads", "request_timeout", "server_binary",
                 "server_port", "server_start_timeout"):  # where and how, not what: today's values
         fields[key] = getattr(current, key)
