@@ -102,6 +102,17 @@ def test_stop_runaway_is_part_of_a_runs_identity():
     assert "stop_runaway" in RunConfig.model_fields and RunConfig.model_fields["stop_runaway"].description
 
 
+def test_a_run_stored_before_the_rule_existed_resumes_without_it():
+    from benchkit.runner import _config_of
+
+    stored = RunConfig().model_dump(mode="json", exclude={"model", "results_dir"})
+    del stored["stop_runaway"]
+    record = {"config": {**stored, "path": "old.gguf", "model_size": 0}}
+    assert _config_of(record, RunConfig()).stop_runaway is False
+    record["config"]["stop_runaway"] = True
+    assert _config_of(record, RunConfig()).stop_runaway is True
+
+
 # ----------------------------------------------------------------- with the real model
 LOOPING = "HumanEval/8"  # greedy: the same TODO comment line again and again from the start
 

@@ -91,7 +91,7 @@ class LlamaCppBackend:
             top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p, typical_p=1.0,
             temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
             frequency_penalty=0.0, presence_penalty=0.0, mirostat_mode=0)
-        prompt_seconds = time.perf_counter() - started
+        prompt_seconds = round(time.perf_counter() - started, 4)
         answer = _Answer(sampling.stop, detector)
         count, finish = 0, None
         while finish is None:
