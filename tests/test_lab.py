@@ -6,7 +6,6 @@ widgets' labels, the progress bar's role), never by positions."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets

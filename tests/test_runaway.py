@@ -103,14 +103,16 @@ def test_stop_runaway_is_part_of_a_runs_identity():
 
 
 def test_a_run_stored_before_the_rule_existed_resumes_without_it():
+    from benchkit.record import migrate
     from benchkit.runner import _config_of
 
-    stored = RunConfig().model_dump(mode="json", exclude={"model", "results_dir"})
-    del stored["stop_runaway"]
-    record = {"config": {**stored, "path": "old.gguf", "model_size": 0}}
-    assert _config_of(record, RunConfig()).stop_runaway is False
-    record["config"]["stop_runaway"] = True
-    assert _config_of(record, RunConfig()).stop_runaway is True
+    stored = RunConfig().model_dump(mode="json", exclude={"model", "results_dir", "stop_runaway"})
+    v1 = {"run_id": "r", "benchmark": "human_eval", "model": "old", "status": "interrupted",
+          "config": {**stored, "path": "old.gguf", "model_size": 0}, "results": {}}  # benchkit 0.1's
+    assert _config_of(migrate(v1, "test"), RunConfig()).stop_runaway is False
+    current = migrate(v1, "test")
+    current["config"]["settings"]["stop_runaway"] = True
+    assert _config_of(current, RunConfig()).stop_runaway is True
 
 
 # ----------------------------------------------------------------- with the real model
