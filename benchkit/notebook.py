@@ -127,9 +127,10 @@ def failing_tasks(record: dict, results_dir: str | Path | None = None) -> pd.Dat
 
 # ------------------------------------------------------------------------ comparing runs
 def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
-               interactive: bool = True) -> None:
+               interactive: bool = True, sweep: str | None = None, baseline: str | None = None) -> None:
     """The compare notebook's one call: widgets to pick benchmark, models and runs, or, headless
-    under papermill (interactive=False), the static comparison of the runs the parameters name."""
+    under papermill (interactive=False), the static comparison of the runs the parameters name
+    (with `sweep`: that sweep as one table, every cell against `baseline`)."""
     from IPython.display import display
 
     enter_project_dir()
@@ -139,15 +140,16 @@ def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
         renderer.activate()  # plotly.js once, in this cell's output: the figures drawn later need it
         display(comparison_picker(results_dir, benchmark))
     else:
-        show_comparison(results_dir, benchmark, run_ids, models)
+        show_comparison(results_dir, benchmark, run_ids, models, sweep, baseline)
 
 
-def show_comparison(results_dir="results", benchmark=None, run_ids=None, models=None) -> None:
+def show_comparison(results_dir="results", benchmark=None, run_ids=None, models=None, sweep=None,
+                    baseline=None) -> None:
     from IPython.display import Markdown, display
 
-    for name, runs in report.select(results_dir, benchmark, run_ids, models).items():
+    for name, runs in report.select(results_dir, benchmark, run_ids, models, sweep).items():
         display(Markdown(f"## {name}: {len(runs)} run(s)"))
-        for title, content in report.sections(runs, results_dir):
+        for title, content in report.sections(runs, results_dir, baseline):
             display(Markdown(f"### {title}"))
             with pd.option_context("display.max_colwidth", None):  # verdicts in full
                 display(Markdown(f"```\n{content}\n```") if isinstance(content, str) else content)

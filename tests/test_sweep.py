@@ -195,3 +195,18 @@ def test_notebook_batch_saves_each_cell_and_an_index(tmp_path, scripts):
     runs = ResultsStore(tmp_path / "results").runs()
     assert sorted(r["sweep"]["cell"] for r in runs) == ["human_eval/right/num_samples=1",
                                                        "human_eval/wrong/num_samples=1"]
+
+
+@pytest.mark.slow
+def test_compare_notebook_shows_a_sweep(tmp_path, scripts):
+    import papermill
+
+    sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
+    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    out = tmp_path / "compare.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / "compare.ipynb"), str(out), cwd=str(REPO),
+                               parameters={"results_dir": str(tmp_path / "results"), "interactive": False,
+                                           "sweep": "t", "baseline": "human_eval/wrong/num_samples=2"},
+                               progress_bar=False)
+    text = out.read_text()
+    assert "Sweep t" in text and "against wrong" in text and "not significant (Holm)" in text
