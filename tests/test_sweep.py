@@ -210,3 +210,42 @@ def test_compare_notebook_shows_a_sweep(tmp_path, scripts):
                                progress_bar=False)
     text = out.read_text()
     assert "Sweep t" in text and "against wrong" in text and "not significant (Holm)" in text
+
+
+def _rss_mb() -> float:
+    import os
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+def test_local_sweep_frees_each_model_before_the_next(tmp_path):
+    """The embedded model (241 MiB) is loaded for each cell and freed after it: once the first
+    cell has loaded the libraries for good, this process's memory after each cell is back to its
+    level before that cell, although it rose by about a model while the cell ran."""
+    import threading
+
+    from benchkit.grading import GradingPool
+    from benchkit.runner import Context, run
+
+    path = sweep_file(tmp_path, "name: mem\nbenchmarks: {human_eval: {limit: 1}}\nmodels: [embedded]\n"
+                                "grid: {max_tokens: [8, 9, 10]}\nfixed: {grade_workers: 1}\n")
+    sweep = load_sweep(path, tmp_path / "results")
+    peak, done = [0.0], threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _rss_mb())
+
+    threading.Thread(target=sample, daemon=True).start()
+    levels = []  # (before the cell, its peak, after it)
+    with GradingPool(1) as pool:
+        for cell in sweep.cells:
+            before, peak[0] = _rss_mb(), 0.0
+            run(cell.config, progress=False, context=Context(pool=pool, sweep={"name": "mem", "cell": cell.name}))
+            levels.append((before, peak[0], _rss_mb()))
+    done.set()
+    for before, top, after in levels[1:]:
+        assert top > before + 150, levels  # a model was in memory during the cell
+        assert after < before + 20, levels  # and gone after it

@@ -182,6 +182,8 @@ class LlamaCppBackend:
         guard, self.guard = getattr(self, "guard", None), None
         if guard is not None:
             guard.close()
+        self.last_prompt = None  # the logits kept for the next sample of the same prompt
+        _return_freed_memory()
 
 
 def _prompt_tokens(llm, prompt: str) -> list[int]:
@@ -243,6 +245,13 @@ class _Answer:
 
     def why(self, finish: str) -> str | None:
         return f"{self.loop.reason}: {self.loop.detail}" if finish == "loop" else None
+
+
+def _return_freed_memory() -> None:
+    """Give the heap that the model's context freed back to the system (glibc keeps it
+    otherwise), so a sweep's next model starts from the same memory as this one did."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _ggml_type(name: str) -> int:
