@@ -200,14 +200,19 @@ def _selfcheck(args) -> int:
     from benchkit.sandbox import Sandbox
     from benchkit.selfcheck import KNOWN_BAD, selfcheck
 
+    from benchkit.benchmarks import BENCHMARKS, benchmark_class
+
     with Sandbox(args.workers) as sandbox:
-        report = selfcheck(sandbox, args.timeout, args.memory_mb)
+        report = selfcheck(sandbox, args.timeout, args.memory_mb, [benchmark_class(n) for n in BENCHMARKS])
     print(f"isolation: {report.isolation}")
     print(f"canonical HumanEval solutions passed: {report.canonical_passed}/{report.canonical_total} "
           f"(slowest {report.slowest_canonical_s:.3f} s of a {args.timeout:g} s limit)")
     print(f"known-bad programs failed as expected: {len(KNOWN_BAD) - sum('known-bad' in p for p in report.problems)}"
           f"/{len(KNOWN_BAD)}")
     print(f"reference loop: {report.reference_loop_s:.3f} s")
+    print(f"benchmark harness programs graded as expected: "
+          f"{len(report.benchmark_checked) - sum('self-check program' in p for p in report.problems)}"
+          f"/{len(report.benchmark_checked)}")
     for line in report.warnings:
         print(f"warning: {line}")
     for line in report.problems:

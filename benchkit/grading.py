@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
-from dataclasses import replace
 from pathlib import Path
 
 from benchkit import scoring
@@ -23,16 +22,16 @@ _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
 class GradingPool:
     """A sandbox pool and its self-checks: one per run, or one for every run of a sweep, which
-    then starts its workers and checks them once per (time limit, memory limit)."""
+    then starts its workers and checks them once per (benchmark, time limit, memory limit)."""
 
     def __init__(self, workers: int | None = None):
         self.sandbox = Sandbox(workers)
-        self._checks: dict[tuple[float, int], SelfCheck] = {}
+        self._checks: dict[tuple, SelfCheck] = {}
 
-    def selfcheck(self, timeout: float, memory_mb: int) -> SelfCheck:
-        key = (timeout, memory_mb)
+    def selfcheck(self, timeout: float, memory_mb: int, benchmark: Benchmark | None = None) -> SelfCheck:
+        key = (benchmark and benchmark.name, timeout, memory_mb)
         if key not in self._checks:
-            self._checks[key] = selfcheck(self.sandbox, timeout, memory_mb)
+            self._checks[key] = selfcheck(self.sandbox, timeout, memory_mb, [benchmark] if benchmark else [])
         return self._checks[key]
 
     def close(self) -> None:
@@ -45,29 +44,14 @@ class GradingPool:
         self.close()
 
 
-def submit(sandbox: Sandbox, job: Job | None) -> Future:
-    """A Future[Outcome | None]: None, resolved at once, when the answer held no code.
-
-    A job with a corrected comparison also runs under the official one, and its outcome
-    carries that verdict (`official_passed`), so a run can say how many verdicts changed.
-    """
+def submit(sandbox: Sandbox, benchmark: Benchmark, job: Job | None) -> Future:
+    """A Future[Outcome | None]: the benchmark's check of `job`, or None, resolved at once, when
+    the answer held no code."""
     if job is None:
         future: Future = Future()
         future.set_result(None)
         return future
-    if not job.corrected:
-        return sandbox.submit(job)
-    both = [sandbox.submit(job), sandbox.submit(replace(job, corrected=False))]
-    combined: Future = Future()
-
-    def settle(_):
-        if all(f.done() for f in both) and not combined.done():
-            corrected, official = (f.result() for f in both)
-            combined.set_result(replace(corrected, official_passed=official.passed))
-
-    for future in both:
-        future.add_done_callback(settle)
-    return combined
+    return benchmark.grade(sandbox, job)
 
 
 def verdict(outcome: Outcome | None, finish_reason: str = "stop") -> dict:
@@ -107,7 +91,7 @@ def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_
     problems = {p.task_id: p for p in benchmark.problems()}
     samples = read_samples(samples_path, problems)
     with Sandbox(workers) as sandbox:
-        futures = [submit(sandbox, _job(benchmark, problems[s["task_id"]], s, timeout, memory_mb))
+        futures = [submit(sandbox, benchmark, _job(benchmark, problems[s["task_id"]], s, timeout, memory_mb))
                    for s in samples]
         outcomes = [f.result() for f in tqdm(futures, disable=not progress, unit="program")]
     counts: dict[str, list[int]] = {}
@@ -119,7 +103,7 @@ def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_
     out = samples_path.with_name(samples_path.name + "_results.jsonl")
     write_jsonl(out, samples)
     summary = scoring.pass_at_k_percent([tuple(c) for c in counts.values()], (1, 10, 100))
-    return out, summary | scoring.corrections(samples)
+    return out, summary | benchmark.summarize(samples)
 
 
 def _job(benchmark: Benchmark, problem: Problem, sample: dict, timeout: float, memory_mb: int):

@@ -130,7 +130,7 @@ class _Execution:
 
     def _selfcheck(self, pool: GradingPool) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
-        check = pool.selfcheck(time_limit(self.config), self.config.memory_mb)
+        check = pool.selfcheck(time_limit(self.config), self.config.memory_mb, self.benchmark)
         self.record["config"]["sandbox"] = {"isolation": pool.sandbox.isolation,
                                             "time_limit_s": time_limit(self.config),
                                             "selfcheck": check.as_config()}
@@ -192,7 +192,7 @@ class _Execution:
                    **({"loop": gen.loop} if gen.loop else {}))
         recorded: Future = Future()
         self.recorded.append(recorded)
-        grading.submit(sandbox, job).add_done_callback(
+        grading.submit(sandbox, self.benchmark, job).add_done_callback(
             lambda f: self._graded(row, f, log, bar, recorded))
 
     def _graded(self, row, future, log, bar, recorded) -> None:
@@ -258,7 +258,8 @@ class _Execution:
     def _finish(self, status: str, started: float) -> dict:
         elapsed = self.record["results"].get("time_taken", 0.0) + time.monotonic() - started
         records = _latest_per_sample(self.store.samples(self.run_id))
-        self.record["results"] = scoring.summarize(records, self.problems, self.config.num_samples)
+        self.record["results"] = scoring.summarize(records, self.problems, self.config.num_samples) \
+            | self.benchmark.summarize(records)
         self.record["results"]["time_taken"] = round(elapsed, 3)
         self.record["results"]["samples_done"] = len(records)
         self.record["results"]["samples_expected"] = len(self.problems) * self.config.num_samples

@@ -51,17 +51,7 @@ def summarize(records: list[dict], problems: list, num_samples: int) -> dict:
         "categories": dict(Counter(r["category"] for r in records)),
         "tokens": sum(r.get("tokens", 0) for r in records),
         "generation_seconds": round(sum(r.get("gen_seconds", 0.0) for r in records), 3),
-        **corrections(records),
     }
-
-
-def corrections(records: list[dict]) -> dict:
-    """With a corrected comparison: how many verdicts it changed against official semantics."""
-    compared = [r for r in records if "official_passed" in r]
-    if not compared:
-        return {}
-    return {"corrected_verdicts_changed": sum(r["passed"] != r["official_passed"] for r in compared),
-            "official_samples_passed": sum(r["official_passed"] for r in compared)}
 
 
 def _difficulty_scores(problems: list, counts: dict) -> dict:

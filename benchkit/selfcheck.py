@@ -28,6 +28,7 @@ class SelfCheck:
     canonical_total: int = 0
     slowest_canonical_s: float = 0.0
     reference_loop_s: float = 0.0
+    benchmark_checked: list[str] = field(default_factory=list)  # the benchmark's own programs, by name
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -39,7 +40,9 @@ class SelfCheck:
         return {**asdict(self), "ok": self.ok}
 
 
-def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048) -> SelfCheck:
+def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048, benchmarks=()) -> SelfCheck:
+    """The sandbox's checks, and the programs with which each of `benchmarks` (instances or
+    classes) proves its own harness."""
     from benchkit.benchmarks.human_eval import HumanEval, program
 
     report = SelfCheck(isolation=sandbox.isolation)
@@ -48,6 +51,8 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048) -> 
     bad = {name: sandbox.submit(Job(src, min(timeout, 0.5), min(memory_mb, 512)))
            for name, (src, _) in KNOWN_BAD.items()}
     reference = sandbox.submit(Job(REFERENCE_LOOP, 30.0, memory_mb))
+    own = [(f"{b.name}: {name}", sandbox.submit(job), expected) for b in benchmarks
+           for name, job, expected in b.selfcheck_programs(min(timeout, 2.0), memory_mb)]
     outcomes = [f.result() for f in canonical]
     report.canonical_total = len(outcomes)
     report.canonical_passed = sum(o.passed for o in outcomes)
@@ -58,6 +63,12 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048) -> 
         outcome, expected = future.result(), KNOWN_BAD[name][1]
         if outcome.status != expected:
             report.problems.append(f"known-bad program '{name}' gave {outcome.status}, expected {expected}")
+    for name, future, expected in own:
+        outcome = future.result()
+        report.benchmark_checked.append(name)
+        if outcome.status != expected:
+            report.problems.append(f"self-check program '{name}' gave {outcome.status} "
+                                   f"({outcome.message}), expected {expected}")
     report.reference_loop_s = reference.result().seconds
     _calibrate(report, timeout)
     for message in report.warnings:

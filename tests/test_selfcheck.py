@@ -25,3 +25,20 @@ def test_cli_selfcheck():
     assert done.returncode == 0, done.stderr
     assert "selfcheck: ok" in done.stdout and "164/164" in done.stdout
     assert f"{len(KNOWN_BAD)}/{len(KNOWN_BAD)}" in done.stdout and "isolation: bwrap" in done.stdout
+
+
+def test_a_benchmark_self_checks_its_own_harness():
+    from benchkit.benchmarks.lcb import LiveCodeBench
+
+    class WrongExpectations(LiveCodeBench):  # a harness that grades right, checked against wrong claims
+        @classmethod
+        def selfcheck_programs(cls, timeout, memory_mb):
+            return [(name, job, "passed" if expected != "passed" else "failed")
+                    for name, job, expected in super().selfcheck_programs(timeout, memory_mb)]
+
+    with Sandbox(2) as sandbox:
+        good = selfcheck(sandbox, 3.0, benchmarks=[LiveCodeBench])
+        bad = selfcheck(sandbox, 3.0, benchmarks=[WrongExpectations])
+    assert good.ok and len(good.benchmark_checked) == 5 and good.benchmark_checked[0].startswith("lcb: ")
+    assert not bad.ok and len(bad.problems) == 5
+    assert "self-check program 'lcb: stdin, right' gave passed" in bad.problems[0]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from concurrent.futures import Future
+from typing import Any
 
-from benchkit.sandbox import Job
+from benchkit.sandbox import Job, Sandbox
 
 Prompt = str | list[dict[str, str]]  # completion text, or chat messages
 
@@ -18,24 +19,51 @@ class Problem:
     data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-class Benchmark(Protocol):
+class Benchmark:
+    """A benchmark is a dataset, a prompt and a check, in one module with its sandbox harness.
+    Subclasses give the data and the prompts; the check's defaults here fit a benchmark whose
+    program passes by running to its end (HumanEval); LiveCodeBench overrides them."""
+
     name: str
     default_timeout: float  # seconds per program (per test where tests run one by one)
 
+    def __init__(self, config=None):
+        self.config = config
+
     def problems(self) -> list[Problem]:
         """Every problem, in the benchmark's order."""
+        raise NotImplementedError
 
     def prompt(self, problem: Problem, style: str) -> Prompt:
         """What the model sees: the text to continue (completion) or chat messages (chat)."""
+        raise NotImplementedError
 
     def stop(self, style: str) -> list[str]:
         """Default stop sequences for a prompt style."""
+        raise NotImplementedError
 
     def completion(self, problem: Problem, output: str, style: str) -> str | None:
         """Turn the model's raw output into the benchmark's answer; None when it holds no code."""
+        raise NotImplementedError
 
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
         """The sandboxed program that passes only if `completion` is right."""
+        raise NotImplementedError
 
     def describe(self) -> dict:
         """What a run records about the data: files, their sha256, what was selected."""
+        raise NotImplementedError
+
+    def grade(self, sandbox: Sandbox, job: Job) -> Future:
+        """Run the check: a Future[Outcome]."""
+        return sandbox.submit(job)
+
+    def summarize(self, records: list[dict]) -> dict:
+        """What this benchmark adds to a run's `results`, from its per-sample records."""
+        return {}
+
+    @classmethod
+    def selfcheck_programs(cls, timeout: float, memory_mb: int) -> list[tuple[str, Job, str]]:
+        """(name, job, expected outcome status) that prove this benchmark's harness grades right
+        on this machine; run with the sandbox's self-check before a run scores anything."""
+        return []

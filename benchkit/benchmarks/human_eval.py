@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from benchkit.benchmarks.base import Problem, Prompt
+from benchkit.benchmarks.base import Benchmark, Problem, Prompt
 from benchkit.benchmarks.extract import last_code_block
 from benchkit.errors import DataError
 from benchkit.sandbox import Job
@@ -20,11 +20,14 @@ CHAT_INSTRUCTION = (
 )
 
 
-class HumanEval:
+class HumanEval(Benchmark):
+    """Its own self-check is the sandbox's: every canonical solution passes (benchkit.selfcheck)."""
+
     name = "human_eval"
     default_timeout = 3.0
 
     def __init__(self, config=None):
+        super().__init__(config)
         files = getattr(config, "problems_file", None)
         self.problem_file = str(files[0]) if files else None
 

@@ -12,10 +12,12 @@ import json
 import pickle
 import re
 import zlib
+from concurrent.futures import Future
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from benchkit.benchmarks.base import Problem, Prompt
+from benchkit.benchmarks.base import Benchmark, Problem, Prompt
 from benchkit.benchmarks.extract import last_code_block
 from benchkit.errors import ConfigError, DataError
 from benchkit.model_file import file_sha256
@@ -42,12 +44,12 @@ REQUIRED = ("question_id", "question_content", "platform", "contest_date", "star
 _RELEASE_FILE = re.compile(r"^test(\d*)\.jsonl$")
 
 
-class LiveCodeBench:
+class LiveCodeBench(Benchmark):
     name = "lcb"
     default_timeout = 6.0
 
     def __init__(self, config=None):
-        self.config = config
+        super().__init__(config)
         if config is None or not config.problems_file:
             raise ConfigError(WHERE_TO_GET, where="problems_file")
         self.files = _expand(config.problems_file)
@@ -90,6 +92,55 @@ class LiveCodeBench:
         return Job(completion, timeout=timeout, memory_mb=memory_mb, mode=mode,
                    tests=tuple(data["tests"]), fn_name=data["fn_name"],
                    corrected=bool(getattr(self.config, "lcb_corrected", False)))
+
+
+    def grade(self, sandbox, job: Job) -> Future:
+        """With a corrected comparison, each program also runs under the official one and its
+        outcome carries that verdict (`official_passed`), so a run says how many changed."""
+        if not job.corrected:
+            return sandbox.submit(job)
+        both = [sandbox.submit(job), sandbox.submit(replace(job, corrected=False))]
+        combined: Future = Future()
+
+        def settle(_):
+            if all(f.done() for f in both) and not combined.done():
+                try:
+                    corrected, official = (f.result() for f in both)
+                    combined.set_result(replace(corrected, official_passed=official.passed))
+                except BaseException as exc:  # the sandbox itself failed
+                    combined.set_exception(exc)
+
+        for future in both:
+            future.add_done_callback(settle)
+        return combined
+
+    def summarize(self, records: list[dict]) -> dict:
+        """With a corrected comparison: how many verdicts it changed against official semantics."""
+        compared = [r for r in records if "official_passed" in r]
+        if not compared:
+            return {}
+        return {"corrected_verdicts_changed": sum(r["passed"] != r["official_passed"] for r in compared),
+                "official_samples_passed": sum(r["official_passed"] for r in compared)}
+
+    @classmethod
+    def selfcheck_programs(cls, timeout: float, memory_mb: int) -> list[tuple[str, Job, str]]:
+        """A stdin problem and a LeetCode one, each answered right and wrong, and an endless loop."""
+        stdio = (("3 4\n", "7\n"), ("10 -2\n", "8\n"))
+        call = (("3\n4", "7"), ("[1, 2]\n[3]", "[1, 2, 3]"))
+
+        def job(source, mode, tests):
+            return Job(source, timeout=timeout, memory_mb=memory_mb, mode=mode,
+                       tests=tuple({"input": i, "output": o} for i, o in tests), fn_name="add")
+
+        return [
+            ("stdin, right", job("a, b = map(int, input().split())\nprint(a + b)", "stdio", stdio), "passed"),
+            ("stdin, wrong", job("a, b = map(int, input().split())\nprint(a - b)", "stdio", stdio), "failed"),
+            ("call, right", job("class Solution:\n    def add(self, a, b):\n        return a + b", "call", call),
+             "passed"),
+            ("call, wrong", job("class Solution:\n    def add(self, a, b):\n        return a", "call", call),
+             "failed"),
+            ("endless loop", job("while True:\n    pass", "stdio", stdio[:1]), "timeout"),
+        ]
 
 
 def official_prompt(problem: Problem) -> str:
