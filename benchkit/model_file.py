@@ -276,3 +276,26 @@ def _on_sigbus(signum: int) -> None:
         threading.Event().wait()
     interrupts.die(f"error: {_sigbus['path']}: the model file was truncated while the model was "
                    "loaded from it (SIGBUS reading its memory map)")
+
+
+def requantised(source: str | os.PathLike, quant: str) -> Path:
+    """A copy of a GGUF in another quantisation, made once by llama.cpp's `llama-quantize
+    --allow-requantize` (built like llama-server) and cached: two quants of one model, to compare
+    or sweep, from the one file you have."""
+    import subprocess
+
+    from benchkit.backends.server_build import find_tool
+
+    source = Path(source)
+    target = CACHE_DIR / "models" / f"{source.stem}-requantised-{quant}.gguf"
+    with FileLock(str(target) + ".lock"):
+        if not target.exists():
+            tmp = target.with_suffix(".tmp")
+            done = subprocess.run([str(find_tool("llama-quantize")), "--allow-requantize", str(source), str(tmp),
+                                   quant], capture_output=True, text=True)
+            if done.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise ModelFileError(f"llama-quantize could not make {quant}: {done.stderr.strip()[-500:]}",
+                                     where=str(source))
+            os.replace(tmp, target)
+    return target

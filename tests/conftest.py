@@ -58,3 +58,12 @@ def benchkit_cli(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "benchkit", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def requantised_model(model_path) -> Path:
+    """A second real GGUF: the embedded model requantised to Q4_0 by llama-quantize (built once
+    from the vendored llama.cpp, like llama-server, and cached)."""
+    from benchkit.model_file import requantised
+
+    return requantised(model_path, "Q4_0")

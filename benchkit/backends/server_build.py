@@ -6,6 +6,7 @@ from the llama.cpp sources that the llama-cpp-python sdist vendors (PyPI only; ~
 
     python -m benchkit.backends.server_build                 # build (or find) llama-server now
     python -m benchkit.backends.server_build llama-bench     # any other target of the tree
+    python -m benchkit.backends.server_build llama-server llama-quantize   # several, one build
 """
 
 from __future__ import annotations
@@ -114,5 +115,6 @@ def _run(command: list[str], cwd: str) -> None:
         raise ModelLoadError(f"building llama.cpp failed at `{' '.join(command[:3])} …`:\n{tail}")
 
 
-if __name__ == "__main__":
-    print(find_tool(sys.argv[1] if len(sys.argv) > 1 else "llama-server"))
+if __name__ == "__main__":  # python -m benchkit.backends.server_build [TOOL ...]: one build for all
+    for path in build_tools(sys.argv[1:] or ["llama-server"]):
+        print(path)
