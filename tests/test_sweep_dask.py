@@ -109,6 +109,8 @@ def test_a_worker_killed_mid_cell_loses_and_repeats_nothing(tmp_path, cluster):
     cluster.add_worker("--resources", "GPU=1")
     cluster.add_worker("--resources", "GPU=1")
     results = tmp_path / "results"
+    with cluster.client() as client:
+        client.wait_for_workers(2, timeout=120)  # both, so that one can take over the other's cell
     sweep = subprocess.Popen([sys.executable, "-m", "benchkit", "sweep", str(path), "--quiet", "--executor",
                               "dask", "--scheduler", cluster.address, "--results-dir", str(results)],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

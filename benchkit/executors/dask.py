@@ -113,9 +113,12 @@ def _queued(store: ResultsStore, sweep: Sweep, state) -> dict:
 
 def _preflight(client, sweep: Sweep, configs: list[RunConfig]) -> None:
     """Named errors, before any cell starts, for what would otherwise fail (or hang) later."""
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)  # workers may still be starting
+    except TimeoutError:
+        raise BenchkitError(f"the Dask cluster has no workers (waited {CONNECT_TIMEOUT_S} s)",
+                            where=str(client.scheduler.address)) from None
     workers = client.scheduler_info()["workers"]
-    if not workers:
-        raise BenchkitError("the Dask cluster has no workers", where=str(client.scheduler.address))
     offered = [info.get("resources") or {} for info in workers.values()]
     if sweep.resources and not any(all(have.get(k, 0) >= v for k, v in sweep.resources.items())
                                    for have in offered):
