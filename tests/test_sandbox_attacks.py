@@ -171,7 +171,7 @@ REAL_ATTACKS = {
 BLOCKED_CTYPES = ('"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
                   '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",')
 NO_PROC_DEFENCE = [("harness.py", 'if event == "open" and _proc is not None', "if False"),
-                   ("harness.py", "        confine_files()\n", "")]
+                   ("harness.py", "        confine_files(ruleset)\n", "")]
 UNDEFENDED = {
     "other threads' frames": [("harness.py", '"sys._current_frames", ', "")],
     "trace function jumping over the asserts": [("harness.py", '"sys.settrace", ', "")],
@@ -242,7 +242,7 @@ def test_lcb_program_cannot_read_the_expected_outputs_from_its_worker(box):
 
 @pytest.mark.slow
 def test_lcb_expected_output_thief_passes_without_its_defence(undefended):
-    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files()", "")]
+    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files(ruleset)", "        pass")]
     with undefended(patches) as sandbox:
         job = Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
         assert sandbox.submit(job).result().passed
