@@ -225,12 +225,16 @@ with open("/proc/%d/maps" % worker) as maps, open("/proc/%d/mem" % worker, "rb",
             continue
         try:
             mem.seek(start)
-            found = pattern.search(mem.read(end - start))
+            memory = mem.read(end - start)
         except (OSError, ValueError, OverflowError):
             continue
-        if found:
-            print(json.loads('"' + found.group(1).decode() + '"'), end="")
-            break
+        for found in pattern.finditer(memory):
+            try:
+                answer = json.loads(b'"' + found.group(1) + b'"')
+            except ValueError:
+                continue
+            print(answer, end="")
+            sys.exit(0)
 """
 LCB_SECRET_TEST = ({"input": "3 4\n", "output": "the expected output 7431\n"},)
 
