@@ -171,7 +171,7 @@ REAL_ATTACKS = {
 BLOCKED_CTYPES = ('"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
                   '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",')
 NO_PROC_DEFENCE = [("harness.py", 'if event == "open" and _proc is not None', "if False"),
-                   ("harness.py", "        confine_files()\n", "")]
+                   ("harness.py", "        confine_files(ruleset)\n", "")]
 UNDEFENDED = {
     "other threads' frames": [("harness.py", '"sys._current_frames", ', "")],
     "trace function jumping over the asserts": [("harness.py", '"sys.settrace", ', "")],
@@ -225,12 +225,16 @@ with open("/proc/%d/maps" % worker) as maps, open("/proc/%d/mem" % worker, "rb",
             continue
         try:
             mem.seek(start)
-            found = pattern.search(mem.read(end - start))
+            memory = mem.read(end - start)
         except (OSError, ValueError, OverflowError):
             continue
-        if found:
-            print(json.loads('"' + found.group(1).decode() + '"'), end="")
-            break
+        for found in pattern.finditer(memory):
+            try:
+                answer = json.loads(b'"' + found.group(1) + b'"')
+            except ValueError:
+                continue
+            print(answer, end="")
+            sys.exit(0)
 """
 LCB_SECRET_TEST = ({"input": "3 4\n", "output": "the expected output 7431\n"},)
 
@@ -242,7 +246,7 @@ def test_lcb_program_cannot_read_the_expected_outputs_from_its_worker(box):
 
 @pytest.mark.slow
 def test_lcb_expected_output_thief_passes_without_its_defence(undefended):
-    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files()", "")]
+    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files(ruleset)", "        pass")]
     with undefended(patches) as sandbox:
         job = Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
         assert sandbox.submit(job).result().passed

@@ -17,12 +17,12 @@ import sys
 MESSAGE_LIMIT = 300
 
 
-def run_child(job, scratch, report_fd, nonce):
+def run_child(job, scratch, report_fd, nonce, ruleset):
     try:
+        confine_files(ruleset)
         report_fd = isolate_descriptors(report_fd)
         os.chdir(scratch)
         limit_resources(job)
-        confine_files()
         pass_line = ('{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n'
                      % nonce).encode()
         del nonce
@@ -162,11 +162,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PROC_FILES_ALLOWED = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version")
 
 
-def confine_files():
-    """Landlock (where the kernel has it): from here on this process and its children may read
-    or write files anywhere but in /proc (a few machine-wide files aside), so no program reads
-    its own memory, its worker's (the expected outputs) or another program's, whatever path,
-    symlink or race it tries. The kernel checks every open; nothing to undo it exists."""
+def prepare_confinement():
+    """The worker's Landlock ruleset (where the kernel has Landlock; -1 elsewhere): reading or
+    writing files anywhere but in /proc (a few machine-wide files aside). Made once; each
+    program's child enters it with `confine_files`."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -175,15 +174,24 @@ def confine_files():
     ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(handled), ctypes.c_size_t(8),
                            ctypes.c_uint32(0))
     if ruleset < 0:
-        return False
-    try:
-        allowed = ["/" + name for name in os.listdir("/") if name != "proc"]
-        for path in allowed + ["/proc/" + name for name in PROC_FILES_ALLOWED]:
-            _allow(libc, ruleset, path)
-        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        return libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) == 0
-    finally:
-        os.close(ruleset)
+        return -1
+    allowed = ["/" + name for name in os.listdir("/") if name != "proc"]
+    for path in allowed + ["/proc/" + name for name in PROC_FILES_ALLOWED]:
+        _allow(libc, ruleset, path)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # Landlock's condition; inherited by programs
+    return ruleset
+
+
+def confine_files(ruleset):
+    """Enter the Landlock ruleset: from here on this process and its children may not read or
+    write /proc's files, so no program reads its own memory, its worker's (the expected
+    outputs) or another program's, whatever path, symlink or race it tries. The kernel checks
+    every open; nothing undoes it."""
+    if ruleset >= 0:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0))
 
 
 def _allow(libc, ruleset, path):

@@ -31,7 +31,7 @@ LCB_IMPORTS = (
 )
 
 
-def run_tests_job(job, scratch_root):
+def run_tests_job(job, scratch_root, ruleset):
     """LiveCodeBench semantics: the child runs the tests' inputs one at a time and sends back
     what the program produced; the expected outputs stay in this process, so a program can
     neither read them nor fake a match. The first failing test ends the job."""
@@ -44,13 +44,13 @@ def run_tests_job(job, scratch_root):
         os.close(out_r)
         os.close(ctl_w)
         as_in_reference("tests")
-        _test_child(job, scratch, out_w, ctl_r)
+        _test_child(job, scratch, out_w, ctl_r, ruleset)
     os.close(out_w)
     os.close(ctl_r)
     try:
         outcome = _judge_tests(job, pid, out_r, ctl_w)
     finally:
-        kill_descendants()  # the child too
+        kill_descendants(pid)  # the child too
         os.close(out_r)
         os.close(ctl_w)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -185,12 +185,12 @@ def make_function(code, imports):
         return code
 
 
-def _test_child(job, scratch, out_fd, ctl_fd):
+def _test_child(job, scratch, out_fd, ctl_fd, ruleset):
     try:
+        confine_files(ruleset)  # the worker's memory holds the expected outputs
         out_fd, ctl_fd = isolate_descriptors(out_fd, ctl_fd)
         os.chdir(scratch)
         limit_resources(job)
-        confine_files()  # the worker's memory holds the expected outputs
         # the official grader allows 50,000 digits; the corrected comparison lifts the limit
         sys.set_int_max_str_digits(0 if job.get("corrected") else 50000)
         send = functools.partial(_send, out_fd)
@@ -332,16 +332,30 @@ class _BytesInto:
         pass
 
 
+def _mock_open_on_first_call(read_data):
+    built = []
+
+    def open_(*args, **kwargs):
+        if not built:
+            from unittest.mock import mock_open
+
+            built.append(mock_open(read_data=read_data))
+        return built[0](*args, **kwargs)
+
+    return open_
+
+
 def _call_with_stdin(method, test_input, corrected=False):
     """LiveCodeBench's `call_method`, decorators and all: they start bottom-up, so read,
     readlines and readline are patched on the old stdin and the program then sees a plain
     StringIO of the input (and open() serving it); sys.stdout is captured; SystemExit ends
-    the program quietly."""
-    from unittest.mock import mock_open, patch
+    the program quietly. open() is the official mock_open, built at the program's first call
+    (building it costs more than most programs' whole test)."""
+    from unittest.mock import patch
 
     lines = iter(test_input.split("\n"))
 
-    @patch("builtins.open", mock_open(read_data=test_input))
+    @patch("builtins.open", _mock_open_on_first_call(test_input))
     @patch("sys.stdin", io.StringIO(test_input))
     @patch("sys.stdin.readline", lambda *args: next(lines))
     @patch("sys.stdin.readlines", lambda *args: test_input.split("\n"))

