@@ -123,7 +123,8 @@ def _problem(task_id):
 
 @pytest.fixture(scope="module")
 def in_process(model_path):
-    backends = {rule: LlamaCppBackend(RunConfig(stop_runaway=rule), model_path) for rule in (True, False)}
+    # one thread: on a shared machine two spinning threads crawl; the count does not change the text
+    backends = {rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model_path) for rule in (True, False)}
     yield backends
     for backend in backends.values():
         backend.close()
