@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def backend(model_path):
-    backend = LlamaCppBackend(RunConfig(), model_path)
+    backend = LlamaCppBackend(RunConfig(n_threads=1), model_path)
     yield backend
     backend.close()
 

@@ -125,7 +125,8 @@ def _problem(task_id):
 
 @pytest.fixture(scope="module")
 def in_process(model_path):
-    backends = {rule: LlamaCppBackend(RunConfig(stop_runaway=rule), model_path) for rule in (True, False)}
+    # one thread: on a shared machine two spinning threads crawl; the count does not change the text
+    backends = {rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model_path) for rule in (True, False)}
     yield backends
     for backend in backends.values():
         backend.close()
@@ -172,7 +173,8 @@ def _problems_file(tmp_path, task_ids):
 @pytest.mark.slow
 def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
     problems = _problems_file(tmp_path, ["HumanEval/2", LOOPING])
-    config = RunConfig(problems_file=[problems], max_tokens=160, results_dir=tmp_path / "on", grade_workers=1)
+    config = RunConfig(problems_file=[problems], max_tokens=120, n_threads=1, results_dir=tmp_path / "on",
+                       grade_workers=1)
     record = run(config, progress=False)
     rows = {r["task_id"]: r for r in ResultsStore(config.results_dir).samples(record["run_id"])}
     looped = rows[LOOPING]
@@ -182,7 +184,7 @@ def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
     assert record["config"]["stop_runaway"] is True
     assert record["config"]["runaway_rule"] == RunawayRule().as_config()
 
-    off = benchkit_cli("run", "--problems-file", problems, "--max-tokens", "160", "--stop-runaway", "false",
+    off = benchkit_cli("run", "--problems-file", problems, "--max-tokens", "120", "--threads", "1", "--stop-runaway", "false",
                        "--results-dir", tmp_path / "off", "--workers", "1", "--quiet")
     assert off.returncode == 0, off.stderr
     (off_record,) = ResultsStore(tmp_path / "off").runs()
