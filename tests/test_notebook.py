@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import nbformat
 import papermill
@@ -183,3 +184,26 @@ def test_readme_command_shows_progress_in_the_terminal_and_keeps_the_report_clea
 def _seconds(clock: str) -> int:
     hours, minutes, seconds = map(int, clock.split(":"))
     return 3600 * hours + 60 * minutes + seconds
+
+
+def test_progress_lines_start_with_the_run_id_and_come_every_interval(monkeypatch):
+    import io
+
+    from benchkit import progress
+
+    monkeypatch.setattr(progress, "INTERVAL_SECONDS", 0.05)
+    stream = io.StringIO()
+    with progress.LineProgress(progress.Counts("RUN", "human_eval m", total=4, initial=1), stream) as bar:
+        bar.update(graded=1, passed=1, tokens=100, gen_seconds=2.0)
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\n") < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the heartbeat writes with no sample finishing
+    lines = stream.getvalue().strip("\n").splitlines()
+    assert lines[0] == "benchkit: run RUN started: human_eval m, 4 samples (1 already done)"
+    assert len(lines) >= 4 and lines[1].startswith("benchkit: 2/4 samples, pass 100.0%, 50.0 tok/s, 0:00:00 elapsed")
+    assert lines[-1].startswith("benchkit: run RUN complete: 2/4 samples") and "resume" not in lines[-1]
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), progress.LineProgress(progress.Counts("RUN", "t", total=4), stream):
+        raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1].startswith("benchkit: run RUN interrupted: 0/4 samples, pass –")
+    assert stream.getvalue().splitlines()[-1].endswith("resume with: benchkit run --resume RUN")
