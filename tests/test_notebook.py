@@ -12,6 +12,7 @@ import time
 import nbformat
 import papermill
 import pytest
+from papermill.translators import PythonTranslator
 
 from benchkit.benchmarks import benchmark_class
 from benchkit.config import RunConfig, load_parameters
@@ -38,6 +39,8 @@ def test_parameters_cell_restates_no_default(path):
     for node in ast.parse(_parameters_cell(path)).body:
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
         values[node.targets[0].id] = ast.literal_eval(node.value)
+    inferred = PythonTranslator.inspect(nbformat.v4.new_code_cell(_parameters_cell(path)))
+    assert [p.name for p in inferred] == list(values)  # papermill parses every line (--help-notebook)
     extras = EXTRA_PARAMETERS | (COMPARE_EXTRAS if path.stem == "compare" else set())
     assert set(values) <= set(RunConfig.model_fields) | extras, set(values) - set(RunConfig.model_fields)
     restated = {k: v for k, v in values.items()
