@@ -23,6 +23,7 @@ import httpx
 import nbformat
 import psutil
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchkit.analysis import runs_table
 from benchkit.config import RunConfig
@@ -41,21 +42,18 @@ class Lab:
     token: str
     root: Path
     results: Path
-    run_ids: list[str]
     screenshots: Path
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A real JupyterLab on a free port with a token, its root a project folder: notebooks/ and
-    results/ holding two real runs of the embedded model."""
+    results/."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: scripts/install.sh installs it (apt-get install chromium)")
     base = tmp_path_factory.mktemp("lab")
     root, results = base / "project", base / "project" / "results"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
-    run_ids = [run(RunConfig(limit=3, max_tokens=tokens, results_dir=results), progress=False)["run_id"]
-               for tokens in (8, 16)]
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "PYTHONPATH": str(REPO), "BENCHKIT_PROGRESS_SECONDS": "2",
            **{name: str(base / "jupyter" / name.lower()) for name in (
@@ -70,7 +68,7 @@ def lab(tmp_path_factory):
     try:
         _wait(lambda: server.poll() is not None or _answers(f"{url}/api/status?token={token}"), 120, "JupyterLab to start")
         assert server.poll() is None, (base / "lab.log").read_text()[-3000:]
-        yield Lab(url, token, root, results, run_ids, base / "screenshots")
+        yield Lab(url, token, root, results, base / "screenshots")
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # Lab shuts its kernels down on SIGTERM
         try:
@@ -113,9 +111,9 @@ def _run_all(page) -> None:
         _menu(page, "Run", "Run All Cells")
         try:
             started.wait_for(timeout=30_000)
-            return
-        except Exception:  # playwright's TimeoutError: ask again
+        except PlaywrightTimeout:  # ask again
             continue
+        return
     raise AssertionError("Run All Cells ran no cell")
 
 
@@ -167,20 +165,27 @@ def _no_error_outputs(page) -> None:
     assert tracebacks == []
 
 
-def test_compare_notebook_pickers_and_figures_in_lab(lab):
+@pytest.fixture(scope="module")
+def two_runs(lab) -> list[str]:
+    """Two real runs of the embedded model in the Lab's results/, answers cut at 8 and 16 tokens."""
+    return [run(RunConfig(limit=3, max_tokens=tokens, results_dir=lab.results), progress=False)["run_id"]
+            for tokens in (8, 16)]
+
+
+def test_compare_notebook_pickers_and_figures_in_lab(lab, two_runs):
     labels = dict(zip(*[runs_table(lab.results)[c] for c in ("run_id", "label")]))
     with notebook_page(lab, "compare.ipynb") as page:
         _run_all(page)
         runs = page.get_by_label("runs")
         runs.wait_for(timeout=2 * MINUTE)
         assert page.get_by_label("benchmark").input_value() == "human_eval"
-        runs.select_option(label=[labels[run_id] for run_id in lab.run_ids])
+        runs.select_option(label=[labels[run_id] for run_id in two_runs])
         page.get_by_role("button", name="Compare", exact=True).click()
         plots = _plots(page)
         assert len(plots) >= 3
         page.get_by_text("McNemar").first.wait_for(timeout=MINUTE)
         text = page.locator(".jp-Notebook").inner_text()
-        assert all(run_id in text for run_id in lab.run_ids)
+        assert all(run_id in text for run_id in two_runs)
         _no_error_outputs(page)
         _screenshot(page, lab, "lab-compare", page.locator(".js-plotly-plot").first)
         assert page.errors == [], page.errors
@@ -244,7 +249,7 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab):
         assert server in processes and any("bwrap" in p.name() or "python" in p.name() for p in processes[1:])
         _menu(page, "Kernel", "Restart Kernel")
         page.get_by_role("button", name="Restart", exact=True).click()  # Lab's confirmation dialog
-        gone, alive = psutil.wait_procs(processes, timeout=60)
+        _, alive = psutil.wait_procs(processes, timeout=60)
         assert alive == [], [(p.pid, p.cmdline()) for p in alive]
         page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=2 * MINUTE)
     port = record["config"]["server_command"][record["config"]["server_command"].index("--port") + 1]

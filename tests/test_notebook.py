@@ -2,15 +2,18 @@
 restate no default of RunConfig."""
 
 import ast
+import itertools
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import nbformat
 import papermill
 import pytest
+from papermill.translators import PythonTranslator
 
 from benchkit.benchmarks import benchmark_class
 from benchkit.config import RunConfig, load_parameters
@@ -37,6 +40,8 @@ def test_parameters_cell_restates_no_default(path):
     for node in ast.parse(_parameters_cell(path)).body:
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
         values[node.targets[0].id] = ast.literal_eval(node.value)
+    inferred = PythonTranslator.inspect(nbformat.v4.new_code_cell(_parameters_cell(path)))
+    assert [p.name for p in inferred] == list(values)  # papermill parses every line (--help-notebook)
     extras = EXTRA_PARAMETERS | (COMPARE_EXTRAS if path.stem == "compare" else set())
     assert set(values) <= set(RunConfig.model_fields) | extras, set(values) - set(RunConfig.model_fields)
     restated = {k: v for k, v in values.items()
@@ -163,7 +168,7 @@ def test_readme_command_shows_progress_in_the_terminal_and_keeps_the_report_clea
     params.write_text(f"limit: 3\nmax_tokens: 64\nresults_dir: {tmp_path / 'results'}\n")
     env = {**os.environ, "PYTHONPATH": str(REPO), "BENCHKIT_PROGRESS_SECONDS": "1"}
     done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out), "-f", str(params)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+                          capture_output=True, text=True, timeout=600, cwd=REPO, env=env, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = ResultsStore(tmp_path / "results").runs()
     print(done.stderr)
@@ -174,7 +179,7 @@ def test_readme_command_shows_progress_in_the_terminal_and_keeps_the_report_clea
     status = [line for line in lines[1:-1] if re.search(r"\d/3 samples, pass .*, .* tok/s, ", line)]
     assert status, lines
     seconds = [_seconds(re.search(r"(\d+:\d\d:\d\d) elapsed", line).group(1)) for line in status + lines[-1:]]
-    assert all(later - earlier <= 3 for earlier, later in zip(seconds, seconds[1:])), lines  # every second or so
+    assert all(later - earlier <= 3 for earlier, later in itertools.pairwise(seconds)), lines  # every second or so
     nb = nbformat.read(out, as_version=4)
     streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
     assert "benchkit: " not in out.read_text() and "tok/s" not in streams and len(streams) < 2000
@@ -187,3 +192,26 @@ def test_readme_command_shows_progress_in_the_terminal_and_keeps_the_report_clea
 def _seconds(clock: str) -> int:
     hours, minutes, seconds = map(int, clock.split(":"))
     return 3600 * hours + 60 * minutes + seconds
+
+
+def test_progress_lines_start_with_the_run_id_and_come_every_interval(monkeypatch):
+    import io
+
+    from benchkit import progress
+
+    monkeypatch.setattr(progress, "INTERVAL_SECONDS", 0.05)
+    stream = io.StringIO()
+    with progress.LineProgress(progress.Counts("RUN", "human_eval m", total=4, initial=1), stream) as bar:
+        bar.update(graded=1, passed=1, tokens=100, gen_seconds=2.0)
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\n") < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the heartbeat writes with no sample finishing
+    lines = stream.getvalue().strip("\n").splitlines()
+    assert lines[0] == "benchkit: run RUN started: human_eval m, 4 samples (1 already done)"
+    assert len(lines) >= 4 and lines[1].startswith("benchkit: 2/4 samples, pass 100.0%, 50.0 tok/s, 0:00:00 elapsed")
+    assert lines[-1].startswith("benchkit: run RUN complete: 2/4 samples") and "resume" not in lines[-1]
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), progress.LineProgress(progress.Counts("RUN", "t", total=4), stream):
+        raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1].startswith("benchkit: run RUN interrupted: 0/4 samples, pass –")
+    assert stream.getvalue().splitlines()[-1].endswith("resume with: benchkit run --resume RUN")
