@@ -23,7 +23,7 @@ from tests.conftest import REPO, benchkit_cli
 
 NOTEBOOK = REPO / "notebooks" / "human_eval.ipynb"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-COMPARE_EXTRAS = {"run_ids", "models", "interactive"}  # compare.ipynb's own, not RunConfig's
+COMPARE_EXTRAS = {"run_ids", "models", "interactive", "sweep", "baseline"}  # compare.ipynb's own
 
 
 def _parameters_cell(path):

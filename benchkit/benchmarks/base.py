@@ -58,7 +58,8 @@ class Benchmark:
         """Run the check: a Future[Outcome]."""
         return sandbox.submit(job)
 
-    def summarize(self, records: list[dict]) -> dict:
+    @classmethod
+    def summarize(cls, records: list[dict]) -> dict:
         """What this benchmark adds to a run's `results`, from its per-sample records."""
         return {}
 

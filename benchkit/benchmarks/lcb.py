@@ -114,7 +114,8 @@ class LiveCodeBench(Benchmark):
             future.add_done_callback(settle)
         return combined
 
-    def summarize(self, records: list[dict]) -> dict:
+    @classmethod
+    def summarize(cls, records: list[dict]) -> dict:
         """With a corrected comparison: how many verdicts it changed against official semantics."""
         compared = [r for r in records if "official_passed" in r]
         if not compared:
