@@ -11,7 +11,7 @@ from benchkit.benchmarks.base import Benchmark, Problem
 from benchkit.errors import DataError
 from benchkit.sandbox import Job, Outcome, Sandbox
 from benchkit.selfcheck import SelfCheck, selfcheck
-from benchkit.store import atomic_write
+from benchkit.store import atomic_write, jsonl_lines
 
 CATEGORIES = (
     "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
@@ -113,19 +113,8 @@ def _job(benchmark: Benchmark, problem: Problem, sample: dict, timeout: float, m
 
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[dict]:
     """Every line of a samples file, checked before anything runs; errors name the line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read samples file: {exc}", where=str(path)) from None
     samples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            sample = json.loads(line)
-        except ValueError as exc:
-            raise DataError(f"not valid JSON ({exc})", where=where) from None
+    for where, sample in jsonl_lines(path, DataError, "samples file"):
         if not isinstance(sample, dict):
             raise DataError(f"expected a JSON object, got {type(sample).__name__}", where=where)
         if not isinstance(sample.get("task_id"), str):

@@ -20,7 +20,7 @@ from benchkit import grading, interrupts, scoring
 from benchkit.backends import open_backend
 from benchkit.benchmarks import get_benchmark, time_limit
 from benchkit.config import RunConfig, fields
-from benchkit.environment import describe_machine
+from benchkit.environment import describe_machine, process_alive
 from benchkit.errors import BenchkitError, ConfigError, GenerationError, SandboxError, StoreError
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.grading import GradingPool
@@ -335,10 +335,4 @@ def _alive(pid, host) -> bool:
 
     if not pid or host != socket.gethostname() or pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)

@@ -20,7 +20,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from benchkit import interrupts
-from benchkit.errors import StoreError
+from benchkit.environment import process_alive
+from benchkit.errors import BenchkitError, StoreError
 from benchkit.record import migrate
 
 RESULTS_FILE = "benchmark_results.json"
@@ -100,7 +101,7 @@ class ResultsStore:
         """Reserves of runs killed with kill -9 on this machine."""
         for path in self.dir.glob(".reserve-*-*"):
             pid = path.name.rsplit("-", 1)[1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     path.unlink()
 
@@ -220,16 +221,6 @@ def _put(runs: list[dict], run: dict) -> None:
     runs.append(run)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reason(exc: OSError) -> str:
     """`No space left on device`, `Read-only file system`: what the user can act on."""
     return exc.strerror or str(exc)
@@ -273,3 +264,19 @@ def atomic_write(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def jsonl_lines(path: Path, error: type[BenchkitError], what: str):
+    """(file:line, value) for every non-blank line of a JSONL file that people hand to benchkit (a
+    samples file, a script); an unreadable file or a line that is not JSON raises `error` naming it."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what}: {exc}", where=str(path)) from None
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            where = f"{path}:{number}"
+            try:
+                yield where, json.loads(line)
+            except ValueError as exc:
+                raise error(f"not valid JSON ({exc})", where=where) from None

@@ -87,16 +87,23 @@ def verdicts(results):
             for r in store.runs()}
 
 
-def test_same_verdicts_locally_on_a_local_cluster_and_on_a_cli_cluster(tmp_path, cluster):
-    path = scripted_sweep(tmp_path)
-    cluster.add_worker("--resources", "GPU=1")
-    cluster.add_worker("--resources", "GPU=1")
+def on_every_executor(path, tmp_path, cluster, collect) -> dict:
+    """Run the sweep locally, on a 2-worker LocalCluster and on `cluster`; what `collect` makes of
+    each one's results directory."""
     runs = {}
     for name, args in {"local": [], "dask-local": ["--executor", "dask-local", "--workers", "2"],
                        "dask": ["--executor", "dask", "--scheduler", cluster.address]}.items():
         done = benchkit_cli("sweep", path, "--quiet", "--results-dir", tmp_path / name, *args)
         assert done.returncode == 0, done.stderr
-        runs[name] = verdicts(tmp_path / name)
+        runs[name] = collect(tmp_path / name)
+    return runs
+
+
+def test_same_verdicts_locally_on_a_local_cluster_and_on_a_cli_cluster(tmp_path, cluster):
+    path = scripted_sweep(tmp_path)
+    cluster.add_worker("--resources", "GPU=1")
+    cluster.add_worker("--resources", "GPU=1")
+    runs = on_every_executor(path, tmp_path, cluster, verdicts)
     assert runs["local"] == runs["dask-local"] == runs["dask"] and len(runs["local"]) == 4
     again = benchkit_cli("sweep", path, "--quiet", "--results-dir", tmp_path / "dask", "--executor", "dask",
                          "--scheduler", cluster.address)

@@ -4,7 +4,7 @@ import pytest
 
 from benchkit.store import ResultsStore
 from tests.conftest import benchkit_cli
-from tests.test_sweep_dask import Cluster
+from tests.test_sweep_dask import Cluster, on_every_executor
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,7 @@ fixed: {{grade_workers: 1, n_threads: 1}}
     try:
         cluster.add_worker()
         cluster.add_worker()
-        runs = {}
-        for name, args in {"local": [], "dask-local": ["--executor", "dask-local", "--workers", "2"],
-                           "dask": ["--executor", "dask", "--scheduler", cluster.address]}.items():
-            done = benchkit_cli("sweep", path, "--quiet", "--results-dir", tmp_path / name, *args)
-            assert done.returncode == 0, done.stderr
-            runs[name] = outputs(tmp_path / name)
+        runs = on_every_executor(path, tmp_path, cluster, outputs)
     finally:
         cluster.stop()
     assert len(runs["local"]) == 4 and runs["local"] == runs["dask-local"] == runs["dask"]

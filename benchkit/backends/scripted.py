@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchkit.backends.base import Generation
 from benchkit.errors import ConfigError, GenerationError, ModelLoadError
+from benchkit.store import jsonl_lines
 
 WAIT_FOR_LIMIT_S = 600.0
 
@@ -76,18 +77,7 @@ def _wait(entry: dict, where: str, closed: threading.Event) -> None:
 
 def _read(path: Path):
     """(file:line, entry) for every line; a malformed line is a ConfigError naming it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the script: {exc}", where=str(path)) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            entry = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"not valid JSON ({exc})", where=where) from None
+    for where, entry in jsonl_lines(path, ConfigError, "the script"):
         if not isinstance(entry, dict) or not isinstance(entry.get("task_id"), str):
             raise ConfigError('expected an object with "task_id"', where=where)
         if not isinstance(entry.get("output", ""), str) and not entry.get("error"):
