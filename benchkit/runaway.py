@@ -121,8 +121,9 @@ def describe(config) -> dict:
 
 
 def find_loop(text: str, rule: RunawayRule = RunawayRule()) -> Loop | None:
-    """Where the detector would stop this whole text (None: it would run to its end)."""
-    return LoopDetector(rule).feed(text + "\n")
+    """Where the detector would have stopped this text as it was generated (None: nowhere).
+    A last line without its newline was never complete, so it cannot end a loop."""
+    return LoopDetector(rule).feed(text)
 
 
 def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
@@ -138,7 +139,7 @@ def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
         summary["tokens"] += row.get("tokens", 0)
         summary["chars_total"] += len(text)
         loop = find_loop(text, rule)
-        if loop is None or loop.end >= len(text):
+        if loop is None:
             summary["chars_kept"] += len(text)
             continue
         summary["stopped"] += 1
