@@ -232,11 +232,13 @@ def test_interrupting_the_kernel_marks_the_run_interrupted_and_resumable(lab):
     assert len(store.samples(record["run_id"])) == 3  # the samples before the interrupt were kept
 
 
-def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab):
+@pytest.mark.parametrize("backend", ["llama_server", "llama_cpp"])
+def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab, backend):
     from benchkit.backends.server_build import find_llama_server
 
-    notebook = _with_parameters(lab, "human_eval.ipynb", "human_eval-restart.ipynb", limit=20, max_tokens=48,
-                                backend="llama_server", server_binary=str(find_llama_server()))
+    server = {"server_binary": str(find_llama_server())} if backend == "llama_server" else {}
+    notebook = _with_parameters(lab, "human_eval.ipynb", f"human_eval-restart-{backend}.ipynb", limit=20,
+                                max_tokens=48, backend=backend, **server)
     store = ResultsStore(lab.results)
     before = {r["run_id"] for r in store.runs()}
     with notebook_page(lab, notebook) as page:
@@ -245,15 +247,17 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab):
         (record,) = [r for r in store.runs() if r["run_id"] not in before]
         kernel = psutil.Process(record["config"]["pid"])
         processes = [kernel, *kernel.children(recursive=True)]
-        server = psutil.Process(record["config"]["server_pid"])
-        assert server in processes and any("bwrap" in p.name() or "python" in p.name() for p in processes[1:])
+        assert any("worker.py" in " ".join(p.cmdline()) for p in processes[1:]), processes  # the sandbox
+        if backend == "llama_server":
+            assert psutil.Process(record["config"]["server_pid"]) in processes
         _menu(page, "Kernel", "Restart Kernel")
         page.get_by_role("button", name="Restart", exact=True).click()  # Lab's confirmation dialog
         _, alive = psutil.wait_procs(processes, timeout=60)
         assert alive == [], [(p.pid, p.cmdline()) for p in alive]
         page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=2 * MINUTE)
-    port = record["config"]["server_command"][record["config"]["server_command"].index("--port") + 1]
-    assert not _answers(f"http://127.0.0.1:{port}/health")
+    if backend == "llama_server":
+        command = record["config"]["server_command"]
+        assert not _answers(f"http://127.0.0.1:{command[command.index('--port') + 1]}/health")
     assert store.get(record["run_id"])["status"] in ("running", "interrupted", "failed")  # resumable
 
 
