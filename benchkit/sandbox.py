@@ -184,19 +184,20 @@ class _Worker:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
             reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
-            if reply is None and self._proc.poll() is None:
+            if reply is None:
                 on_long_running()
                 budget = job.timeout * max(1, len(job.tests)) + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
-        except (BrokenPipeError, OSError, ValueError):
-            reply = None
+            died = False
+        except (EOFError, OSError, ValueError):  # its end of the pipe closed: the worker is gone
+            reply, died = None, True
         if self._memory and self._memory.oom_kills() > oom_kills:  # the kernel killed one of them
             if reply is None or reply.get("id") != self._next_id:
                 self.stop()
             return Outcome("memory", "MemoryError", f"failed: the program's processes together "
                            f"used more than its {job.memory_mb} MB", reply["seconds"] if reply else 0.0)
         if reply is None or reply.get("id") != self._next_id:
-            stalled = self._proc.poll() is None  # alive past the backstop: no second try
+            stalled = not died and self._proc.poll() is None  # silent past the backstop: no second try
             self.stop()
             if stalled:
                 return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
@@ -205,9 +206,15 @@ class _Worker:
                        reply.get("failed_test"))
 
     def _read_reply(self, deadline: float) -> dict | None:
+        """The worker's answer; None when there is none by the deadline; EOFError when the
+        worker is gone (its bubblewrap parent may take a moment longer to exit)."""
         ready, _, _ = select.select([self._proc.stdout], [], [], deadline)
-        line = self._proc.stdout.readline() if ready else ""
-        return json.loads(line) if line else None
+        if not ready:
+            return None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise EOFError
+        return json.loads(line)
 
     def _start(self) -> None:
         self._cgroup = pids_cgroup()
