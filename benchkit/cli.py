@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         name = interrupts.signal_name(exc)
-        _say(f"stopped by {name}", exc, "finished samples are stored, continue with --resume")
+        _say(f"stopped by {name}", exc,
+             "finished samples are stored, continue with --resume" if args.command == "run" else "")
         return 128 + signal.Signals[name].value
 
 
