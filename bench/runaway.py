@@ -49,19 +49,29 @@ def main() -> None:
         done = {r["task_id"] for r in samples}
         order = [p.task_id for p in get_benchmark(config.benchmark, config).problems()]
         finished = next((i for i, t in enumerate(order) if t not in done), len(order))
-        config = config.model_copy(update={"limit": min(config.limit or finished, finished),
-                                           "n_threads": args.threads or config.n_threads})
+        config = config.model_copy(
+            update={
+                "limit": min(config.limit or finished, finished),
+                "n_threads": args.threads or config.n_threads,
+            }
+        )
         without = _side(without, [r for r in samples if r["task_id"] in order[:finished]])
     else:
         config = _config(args, results)
         without = _run(config.model_copy(update={"stop_runaway": False}))
     with_rule = _run(config.model_copy(update={"stop_runaway": True}))
-    report(without, with_rule, f"{config.benchmark}, {config.limit or 'all'} problems, "
-           f"{config.num_samples} sample(s), temperature {config.temperature}, max_tokens {config.max_tokens}")
+    report(
+        without,
+        with_rule,
+        f"{config.benchmark}, {config.limit or 'all'} problems, "
+        f"{config.num_samples} sample(s), temperature {config.temperature}, max_tokens {config.max_tokens}",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--benchmark", default="human_eval")
     parser.add_argument("--problems-file", nargs="+")
     parser.add_argument("--limit", type=int)
@@ -73,16 +83,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--num-samples", type=int, default=1)
     parser.add_argument("--results-dir", help="keep both runs here (default: a new temporary directory)")
-    parser.add_argument("--without", metavar="RUN_ID", help="a stored run (in --results-dir) as the side without the rule")
+    parser.add_argument(
+        "--without", metavar="RUN_ID", help="a stored run (in --results-dir) as the side without the rule"
+    )
     parser.add_argument("--replay", type=Path, metavar="SAMPLES_JSONL")
     return parser
 
 
 def _config(args, results: Path) -> RunConfig:
-    return RunConfig(benchmark=args.benchmark, problems_file=args.problems_file, limit=args.limit,
-                     n_threads=args.threads, max_tokens=args.max_tokens, prompt_style=args.prompt_style,
-                     model=args.model, backend=args.backend, temperature=args.temperature,
-                     num_samples=args.num_samples, results_dir=results)
+    return RunConfig(
+        benchmark=args.benchmark,
+        problems_file=args.problems_file,
+        limit=args.limit,
+        n_threads=args.threads,
+        max_tokens=args.max_tokens,
+        prompt_style=args.prompt_style,
+        model=args.model,
+        backend=args.backend,
+        temperature=args.temperature,
+        num_samples=args.num_samples,
+        results_dir=results,
+    )
 
 
 def _run(config: RunConfig) -> dict:
@@ -92,8 +113,13 @@ def _run(config: RunConfig) -> dict:
 
 def _side(record: dict, samples: list[dict]) -> dict:
     wall = record["results"].get("time_taken", float("nan"))  # a run still going has none yet
-    return {"run_id": record["run_id"], "wall": wall, "samples": samples,
-            "gen": sum(r["gen_seconds"] for r in samples), "tokens": sum(r["tokens"] for r in samples)}
+    return {
+        "run_id": record["run_id"],
+        "wall": wall,
+        "samples": samples,
+        "gen": sum(r["gen_seconds"] for r in samples),
+        "tokens": sum(r["tokens"] for r in samples),
+    }
 
 
 def report(without: dict, with_rule: dict, title: str) -> None:
@@ -113,18 +139,22 @@ def compare_verdicts(without: list[dict], with_rule: list[dict]) -> int:
     common = sorted(set(solved_a) & set(solved_b))
     flips = [t for t in common if solved_a[t] != solved_b[t]]
     same_sample = _by_sample(without), _by_sample(with_rule)
-    sample_flips = [k for k in same_sample[0] if k in same_sample[1] and same_sample[0][k] != same_sample[1][k]]
+    sample_flips = [
+        k for k in same_sample[0] if k in same_sample[1] and same_sample[0][k] != same_sample[1][k]
+    ]
     stopped = sum(r.get("finish_reason") == "loop" for r in with_rule)
     print(f"problems compared {len(common)}; answers stopped as loops {stopped}/{len(with_rule)}")
     print(f"per-problem verdict flips: {len(flips)} {flips}")
     print(f"per-sample verdict flips: {len(sample_flips)}")
     for name, rows in (("without", without), ("with", with_rule)):
         print(f"pass@k {name:8}: {_pass_k(rows, common)}")
-    if len({r['sample'] for r in without}) > 1:
+    if len({r["sample"] for r in without}) > 1:
         low, high = _bootstrap(without, common)
         inside = low <= _pass_k(with_rule, common)["pass@1"] <= high
-        print(f"bootstrap 95% interval of pass@1 without the rule: [{low:.2f}, {high:.2f}]; "
-              f"with the rule inside: {inside}")
+        print(
+            f"bootstrap 95% interval of pass@1 without the rule: [{low:.2f}, {high:.2f}]; "
+            f"with the rule inside: {inside}"
+        )
     return len(flips)
 
 
@@ -168,20 +198,35 @@ def replay(samples_path: Path, args) -> None:
     cut_rows = []
     for row in rows:
         loop = find_loop(row["output"])
-        cut = dict(row, output=row["output"][: loop.end] if loop else row["output"],
-                   finish_reason="loop" if loop else row["finish_reason"])
+        cut = dict(
+            row,
+            output=row["output"][: loop.end] if loop else row["output"],
+            finish_reason="loop" if loop else row["finish_reason"],
+        )
         cut["completion"] = benchmark.completion(problems[row["task_id"]], cut["output"], args.prompt_style)
         cut_rows.append(cut)
     with Sandbox() as sandbox:
-        futures = [grading.submit(sandbox, None if r["completion"] is None else benchmark.job(
-            problems[r["task_id"]], r["completion"], time_limit(config), config.memory_mb)) for r in cut_rows]
+        futures = [
+            grading.submit(
+                sandbox,
+                None
+                if r["completion"] is None
+                else benchmark.job(
+                    problems[r["task_id"]], r["completion"], time_limit(config), config.memory_mb
+                ),
+            )
+            for r in cut_rows
+        ]
         for row, future in zip(cut_rows, futures):
             row.update(grading.verdict(future.result(), row["finish_reason"]))
     kept = sum(len(r["output"]) for r in cut_rows) / max(sum(len(r["output"]) for r in rows), 1)
     print(f"replay of {samples_path}: {len(rows)} answers; text kept {kept:.3f} of the characters")
     compare_verdicts(rows, cut_rows)
-    changed = [(r["task_id"], a["category"], r["category"]) for a, r in zip(rows, cut_rows)
-               if a["category"] != r["category"]]
+    changed = [
+        (r["task_id"], a["category"], r["category"])
+        for a, r in zip(rows, cut_rows)
+        if a["category"] != r["category"]
+    ]
     print(f"categories changed ({len(changed)}): " + ", ".join(f"{t} {a}->{b}" for t, a, b in changed[:40]))
 
 

@@ -38,26 +38,58 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="benchkit-sweep-bench-") as tmp:
         tmp = Path(tmp)
         sweep = tmp / "sweep.yaml"
-        sweep.write_text(json.dumps({"name": "bench", "benchmarks": {"human_eval": settings},
-                                     "models": ["embedded"], "grid": {"seed": seeds}}))
-        loop = [[sys.executable, "-m", "benchkit", "run", "--quiet", "--limit", str(args.limit),
-                 "--max-tokens", str(args.max_tokens), "--temperature", "0.7", "--seed", str(seed),
-                 "--results-dir", str(tmp / "loop")] for seed in seeds]
-        walls = {"shell loop of benchkit run": timed(loop),
-                 "benchkit sweep (local)": timed([cli(sweep, tmp / "local")]),
-                 "benchkit sweep (dask-local, 1 worker)": timed([cli(sweep, tmp / "dask", "--executor",
-                                                                    "dask-local", "--workers", "1")])}
+        sweep.write_text(
+            json.dumps(
+                {
+                    "name": "bench",
+                    "benchmarks": {"human_eval": settings},
+                    "models": ["embedded"],
+                    "grid": {"seed": seeds},
+                }
+            )
+        )
+        loop = [
+            [
+                sys.executable,
+                "-m",
+                "benchkit",
+                "run",
+                "--quiet",
+                "--limit",
+                str(args.limit),
+                "--max-tokens",
+                str(args.max_tokens),
+                "--temperature",
+                "0.7",
+                "--seed",
+                str(seed),
+                "--results-dir",
+                str(tmp / "loop"),
+            ]
+            for seed in seeds
+        ]
+        walls = {
+            "shell loop of benchkit run": timed(loop),
+            "benchkit sweep (local)": timed([cli(sweep, tmp / "local")]),
+            "benchkit sweep (dask-local, 1 worker)": timed(
+                [cli(sweep, tmp / "dask", "--executor", "dask-local", "--workers", "1")]
+            ),
+        }
         dirs = dict(zip(walls, [tmp / "loop", tmp / "local", tmp / "dask"]))
         verdicts = {name: verdicts_of(path) for name, path in dirs.items()}
         print(f"{args.cells} cells x {args.limit} problems, max_tokens {args.max_tokens}\n")
         print(f"{'':40s} {'wall s':>8s} {'gen s':>8s} {'grade s':>8s} {'overhead s/cell':>16s}")
         for name, wall in walls.items():
             generation, grading = work_of(dirs[name])
-            print(f"{name:40s} {wall:8.1f} {generation:8.1f} {grading:8.1f} "
-                  f"{(wall - generation - grading) / args.cells:16.2f}")
+            print(
+                f"{name:40s} {wall:8.1f} {generation:8.1f} {grading:8.1f} "
+                f"{(wall - generation - grading) / args.cells:16.2f}"
+            )
         loop_wall, sweep_wall = walls["shell loop of benchkit run"], walls["benchkit sweep (local)"]
-        print(f"\nshell loop / sweep wall: {loop_wall / sweep_wall:.2f}x "
-              f"(saved {(loop_wall - sweep_wall) / args.cells:.1f} s per cell)")
+        print(
+            f"\nshell loop / sweep wall: {loop_wall / sweep_wall:.2f}x "
+            f"(saved {(loop_wall - sweep_wall) / args.cells:.1f} s per cell)"
+        )
         dask_extra = (walls["benchkit sweep (dask-local, 1 worker)"] - sweep_wall) / args.cells
         print(f"dask-local over local: {dask_extra:+.1f} s per cell (cluster start included)")
         same = len({json.dumps(v, sort_keys=True) for v in verdicts.values()}) == 1
@@ -65,8 +97,17 @@ def main() -> None:
 
 
 def cli(sweep: Path, results: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "benchkit", "sweep", str(sweep), "--quiet", "--results-dir", str(results),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "benchkit",
+        "sweep",
+        str(sweep),
+        "--quiet",
+        "--results-dir",
+        str(results),
+        *extra,
+    ]
 
 
 def timed(commands: list[list[str]]) -> float:
@@ -84,8 +125,11 @@ def work_of(results: Path) -> tuple[float, float]:
 
 def verdicts_of(results: Path) -> list:
     store = ResultsStore(results)
-    return sorted((run["config"]["settings"]["seed"], s["task_id"], s["passed"], s["output"])
-                  for run in store.runs() for s in store.samples(run["run_id"]))
+    return sorted(
+        (run["config"]["settings"]["seed"], s["task_id"], s["passed"], s["output"])
+        for run in store.runs()
+        for s in store.samples(run["run_id"])
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,15 @@ from benchkit import interrupts
 from benchkit.config import RunConfig, fields, flag
 from benchkit.errors import BenchkitError
 
-GROUPS = {"benchmark": "benchmark", "model": "model", "sampling": "sampling", "grading": "grading",
-          "backend": "backends", "data": "LiveCodeBench data and filters", "output": "output"}
+GROUPS = {
+    "benchmark": "benchmark",
+    "model": "model",
+    "sampling": "sampling",
+    "grading": "grading",
+    "backend": "backends",
+    "data": "LiveCodeBench data and filters",
+    "output": "output",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         name = interrupts.signal_name(exc)
-        _say(f"stopped by {name}", exc,
-             "finished samples are stored, continue with --resume" if args.command == "run" else "")
+        _say(
+            f"stopped by {name}",
+            exc,
+            "finished samples are stored, continue with --resume" if args.command == "run" else "",
+        )
         return 128 + signal.Signals[name].value
 
 
@@ -52,10 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a benchmark on a model")
     run.add_argument("--params", help="papermill parameters YAML to start from")
     _add_setting_flags(run, fields())
-    run.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_ID",
-                     help="continue the latest unfinished run with these settings, or RUN_ID")
-    run.add_argument("--notebook", action="store_true",
-                     help="run through the benchmark's notebook; the executed copy is the report")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="RUN_ID",
+        help="continue the latest unfinished run with these settings, or RUN_ID",
+    )
+    run.add_argument(
+        "--notebook",
+        action="store_true",
+        help="run through the benchmark's notebook; the executed copy is the report",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
@@ -68,16 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run every cell of a sweep file that is not done yet")
     sweep.add_argument("file", type=Path, help="sweep YAML (see parameters/sweep-example.yaml)")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells, their state and the work left")
-    sweep.add_argument("--executor", default="local",
-                       help="local (default: cells one after another here), dask (a running cluster: "
-                       "--scheduler) or dask-local (a cluster of --workers local processes)")
+    sweep.add_argument(
+        "--executor",
+        default="local",
+        help="local (default: cells one after another here), dask (a running cluster: "
+        "--scheduler) or dask-local (a cluster of --workers local processes)",
+    )
     sweep.add_argument("--scheduler", help="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786")
     sweep.add_argument("--workers", type=int, default=2, help="dask-local: worker processes (default 2)")
-    sweep.add_argument("--notebook", action="store_true", help="local: run each cell through its "
-                       "benchmark's notebook; executed copies in results/reports/<sweep>/ with an index")
-    sweep.add_argument("--results-dir", default="results", type=Path,
-                       help="shared by every worker (one journal per run; only this process writes "
-                       "benchmark_results.json)")
+    sweep.add_argument(
+        "--notebook",
+        action="store_true",
+        help="local: run each cell through its "
+        "benchmark's notebook; executed copies in results/reports/<sweep>/ with an index",
+    )
+    sweep.add_argument(
+        "--results-dir",
+        default="results",
+        type=Path,
+        help="shared by every worker (one journal per run; only this process writes benchmark_results.json)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(func=_sweep)
 
@@ -94,12 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_compare)
 
     report = commands.add_parser("report", help="one self-contained HTML file comparing stored runs")
-    report.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (default: every finished run)")
+    report.add_argument(
+        "run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (default: every finished run)"
+    )
     report.add_argument("--benchmark", help="only runs of this benchmark")
-    report.add_argument("--model", dest="models", action="append", help="only runs of this model (repeatable)")
+    report.add_argument(
+        "--model", dest="models", action="append", help="only runs of this model (repeatable)"
+    )
     report.add_argument("--sweep", help="only the runs of this sweep, with its table and figures")
-    report.add_argument("--baseline", help="with --sweep: the cell (or run id) every cell is compared "
-                        "with (default: the first cell)")
+    report.add_argument(
+        "--baseline",
+        help="with --sweep: the cell (or run id) every cell is compared with (default: the first cell)",
+    )
     report.add_argument("--results-dir", default="results")
     report.add_argument("--out", type=Path, help="HTML file (default: results/reports/compare-<time>.html)")
     report.set_defaults(func=_report)
@@ -130,8 +165,12 @@ def _add_setting_flags(parser, names: list[str]) -> None:
 
 
 def _help(info) -> str:
-    choices = [c for k in (info.annotation, *typing.get_args(info.annotation))
-               if typing.get_origin(k) is typing.Literal for c in typing.get_args(k)]
+    choices = [
+        c
+        for k in (info.annotation, *typing.get_args(info.annotation))
+        if typing.get_origin(k) is typing.Literal
+        for c in typing.get_args(k)
+    ]
     default = "" if info.default is None or info.annotation is bool else f" (default {info.default})"
     return (info.description or "") + (f" [{', '.join(choices)}]" if choices else "") + default
 
@@ -142,8 +181,11 @@ def _run_config(args):
     params = getattr(args, "params", None)
     values = load_parameters(params).model_dump(exclude_unset=True) if params else {}
     values.update({name: getattr(args, name) for name in fields() if hasattr(args, name)})
-    return validate_config(values, "command line" + (f" and {params}" if params else ""),
-                           label=lambda key: f"key '{key}' ({flag(key)})")
+    return validate_config(
+        values,
+        "command line" + (f" and {params}" if params else ""),
+        label=lambda key: f"key '{key}' ({flag(key)})",
+    )
 
 
 def _run(args) -> int:
@@ -164,9 +206,11 @@ def _run(args) -> int:
 def _summary(record: dict) -> str:
     res = record["results"]
     ks = "  ".join(f"{k} {v:.2f}%" for k, v in res["pass_at_k"].items())
-    return (f"{record['run_id']}  {record['benchmark']}  {record['model']}  "
-            f"{res['total_passed']}/{res['total_problems']} problems  {ks}  "
-            f"{res['time_taken']:.1f}s  [{record['status']}]")
+    return (
+        f"{record['run_id']}  {record['benchmark']}  {record['model']}  "
+        f"{res['total_passed']}/{res['total_problems']} problems  {ks}  "
+        f"{res['time_taken']:.1f}s  [{record['status']}]"
+    )
 
 
 def _grade(args) -> int:
@@ -174,8 +218,14 @@ def _grade(args) -> int:
     from benchkit.grading import grade_file
 
     config = _run_config(args)
-    out, pass_k = grade_file(args.samples, get_benchmark(config.benchmark, config), time_limit(config),
-                             config.memory_mb, config.grade_workers, progress=not args.quiet)
+    out, pass_k = grade_file(
+        args.samples,
+        get_benchmark(config.benchmark, config),
+        time_limit(config),
+        config.memory_mb,
+        config.grade_workers,
+        progress=not args.quiet,
+    )
     print(f"results: {out}")
     print("  ".join(f"{k}: {v:.2f}%" if k.startswith("pass@") else f"{k}: {v}" for k, v in pass_k.items()))
     return 0
@@ -198,22 +248,27 @@ def _sweep(args) -> int:
 
 
 def _selfcheck(args) -> int:
+    from benchkit.benchmarks import BENCHMARKS, benchmark_class
     from benchkit.sandbox import Sandbox
     from benchkit.selfcheck import KNOWN_BAD, selfcheck
-
-    from benchkit.benchmarks import BENCHMARKS, benchmark_class
 
     with Sandbox(args.workers) as sandbox:
         report = selfcheck(sandbox, args.timeout, args.memory_mb, [benchmark_class(n) for n in BENCHMARKS])
     print(f"isolation: {report.isolation}")
-    print(f"canonical HumanEval solutions passed: {report.canonical_passed}/{report.canonical_total} "
-          f"(slowest {report.slowest_canonical_s:.3f} s of a {args.timeout:g} s limit)")
-    print(f"known-bad programs failed as expected: {len(KNOWN_BAD) - sum('known-bad' in p for p in report.problems)}"
-          f"/{len(KNOWN_BAD)}")
+    print(
+        f"canonical HumanEval solutions passed: {report.canonical_passed}/{report.canonical_total} "
+        f"(slowest {report.slowest_canonical_s:.3f} s of a {args.timeout:g} s limit)"
+    )
+    print(
+        f"known-bad programs failed as expected: {len(KNOWN_BAD) - sum('known-bad' in p for p in report.problems)}"
+        f"/{len(KNOWN_BAD)}"
+    )
     print(f"reference loop: {report.reference_loop_s:.3f} s")
-    print(f"benchmark harness programs graded as expected: "
-          f"{len(report.benchmark_checked) - sum('self-check program' in p for p in report.problems)}"
-          f"/{len(report.benchmark_checked)}")
+    print(
+        f"benchmark harness programs graded as expected: "
+        f"{len(report.benchmark_checked) - sum('self-check program' in p for p in report.problems)}"
+        f"/{len(report.benchmark_checked)}"
+    )
     for line in report.warnings:
         print(f"warning: {line}")
     for line in report.problems:
@@ -227,7 +282,18 @@ def _compare(args) -> int:
 
     result = analysis.compare(args.run_a, args.run_b, args.results_dir)  # refused before any output
     runs = analysis.runs_table(args.results_dir, run_ids=[args.run_a, args.run_b])
-    columns = ["run_id", "model", "quant", "settings", "problems", "solved", "score", "ci_low", "ci_high", "time_s"]
+    columns = [
+        "run_id",
+        "model",
+        "quant",
+        "settings",
+        "problems",
+        "solved",
+        "score",
+        "ci_low",
+        "ci_high",
+        "time_s",
+    ]
     print(runs[columns].round(2).to_string(index=False))
     categories = analysis.category_table(runs, args.results_dir)
     if not categories.empty:
@@ -239,22 +305,24 @@ def _compare(args) -> int:
 def _report(args) -> int:
     from benchkit.report import write_report
 
-    path = write_report(args.results_dir, args.out, args.benchmark, args.run_ids, args.models, args.sweep,
-                        args.baseline)
+    path = write_report(
+        args.results_dir, args.out, args.benchmark, args.run_ids, args.models, args.sweep, args.baseline
+    )
     print(f"report: {path}")
     return 0
 
 
 def _runs(args) -> int:
     from benchkit.analysis import runs_table
-
     from benchkit.report import SWEEP_VIEW
 
     table = runs_table(args.results_dir, sweep=args.sweep)
     if args.sweep:
         table = table[["run_id", *SWEEP_VIEW, "status"]].round(2)
     else:
-        table = table.drop(columns=["label", "size_mb", *(["sweep", "cell"] if table.sweep.isna().all() else [])])
+        table = table.drop(
+            columns=["label", "size_mb", *(["sweep", "cell"] if table.sweep.isna().all() else [])]
+        )
     print(table.to_string(index=False) if len(table) else "no runs stored yet")
     return 0
 

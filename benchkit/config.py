@@ -15,12 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchkit.errors import ConfigError
 
 KV_TYPES = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]  # llama.cpp's
-RELEASES = Literal["v1", "v2", "v3", "v4", "v5", "v6", "release_v1", "release_v2", "release_v3",
-                   "release_v4", "release_v5", "release_v6"]
+RELEASES = Literal[
+    "v1",
+    "v2",
+    "v3",
+    "v4",
+    "v5",
+    "v6",
+    "release_v1",
+    "release_v2",
+    "release_v3",
+    "release_v4",
+    "release_v5",
+    "release_v6",
+]
 
 
-def setting(default: Any, help: str, *, group: str, identity: bool = True, flag: str | None = None,
-            **constraints) -> Any:
+def setting(
+    default: Any, help: str, *, group: str, identity: bool = True, flag: str | None = None, **constraints
+) -> Any:
     """A RunConfig field. `identity`: part of what a run is (two runs with equal identity generate
     the same text, so one can resume the other); False for where and how it runs. `group`: the
     section of `benchkit run --help`. `flag`: the CLI flag when it is not `--field-name`."""
@@ -56,74 +69,119 @@ class RunConfig(SamplingSettings):
     # the benchmark
     benchmark: str = setting("human_eval", "human_eval or lcb", group="benchmark")
     prompt_style: Literal["completion", "chat"] = setting(
-        "completion", "completion (base models) or chat (instruct models: the GGUF's chat template)",
-        group="benchmark")
+        "completion",
+        "completion (base models) or chat (instruct models: the GGUF's chat template)",
+        group="benchmark",
+    )
     num_samples: int = setting(1, "samples per problem, for pass@k", group="benchmark", ge=1)
     limit: int | None = setting(None, "only the first N problems", group="benchmark", ge=1)
     # the model
-    model: Path | None = setting(None, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)",
-                                 group="model")
+    model: Path | None = setting(None, "GGUF file (default: the embedded Gemma 3 270M Q4_K_M)", group="model")
     gpu_layers: int = setting(-1, "layers offloaded to the GPU; -1 = all", group="model", ge=-1)
     n_ctx: int = setting(4096, "context size in tokens", group="model", flag="--ctx", ge=256)
-    n_threads: int | None = setting(None, "CPU threads for generation (default: all cores)",
-                                    group="model", identity=False, flag="--threads", ge=1)
+    n_threads: int | None = setting(
+        None,
+        "CPU threads for generation (default: all cores)",
+        group="model",
+        identity=False,
+        flag="--threads",
+        ge=1,
+    )
     cache_type_k: KV_TYPES = setting("f16", "KV cache type of keys", group="model")
-    cache_type_v: KV_TYPES = setting("f16", "KV cache type of values (quantised needs --flash-attn)",
-                                     group="model")
-    flash_attn: bool = setting(False, "flash attention (llama.cpp's -fa on; off by default, as "
-                               "llama-cpp-python)", group="model")
+    cache_type_v: KV_TYPES = setting(
+        "f16", "KV cache type of values (quantised needs --flash-attn)", group="model"
+    )
+    flash_attn: bool = setting(
+        False, "flash attention (llama.cpp's -fa on; off by default, as llama-cpp-python)", group="model"
+    )
     # sampling (the fields of SamplingSettings) and stop sequences
-    stop: list[str] | None = setting(None, "stop sequences (default: the benchmark's own)",
-                                     group="sampling")
+    stop: list[str] | None = setting(None, "stop sequences (default: the benchmark's own)", group="sampling")
     stop_runaway: bool = setting(
-        True, "stop an answer caught in a loop (the same line or block again and again, or endless "
+        True,
+        "stop an answer caught in a loop (the same line or block again and again, or endless "
         "blank/comment lines) while it is generated, and grade it as it stands (benchkit.runaway); "
         "--no-stop-runaway: every answer runs to a stop sequence or max_tokens, as other harnesses do",
-        group="sampling")
+        group="sampling",
+    )
     # grading
     timeout: float | None = setting(
-        None, "seconds per program (LiveCodeBench: per test); default: the benchmark's own "
-        "(3 s HumanEval, 6 s LiveCodeBench)", group="grading", gt=0.0)
+        None,
+        "seconds per program (LiveCodeBench: per test); default: the benchmark's own "
+        "(3 s HumanEval, 6 s LiveCodeBench)",
+        group="grading",
+        gt=0.0,
+    )
     memory_mb: int = setting(2048, "memory limit per program (MiB)", group="grading", ge=64)
-    grade_workers: int | None = setting(None, "sandbox workers (default: all cores)", group="grading",
-                                        identity=False, flag="--workers", ge=1)
+    grade_workers: int | None = setting(
+        None, "sandbox workers (default: all cores)", group="grading", identity=False, flag="--workers", ge=1
+    )
     # backends: in process, a managed llama-server, or any OpenAI-compatible endpoint
-    backend: str = setting("llama_cpp", "llama_cpp (in process), llama_server (managed), openai "
-                           "(any endpoint) or scripted (replies from --script)", group="backend")
-    parallel: int = setting(1, "concurrent requests = llama-server slots (-np); 1 for reproducible "
-                            "greedy runs", group="backend", ge=1)
-    base_url: str | None = setting(None, "openai backend: the endpoint, e.g. http://127.0.0.1:8080",
-                                   group="backend")
+    backend: str = setting(
+        "llama_cpp",
+        "llama_cpp (in process), llama_server (managed), openai "
+        "(any endpoint) or scripted (replies from --script)",
+        group="backend",
+    )
+    parallel: int = setting(
+        1,
+        "concurrent requests = llama-server slots (-np); 1 for reproducible greedy runs",
+        group="backend",
+        ge=1,
+    )
+    base_url: str | None = setting(
+        None, "openai backend: the endpoint, e.g. http://127.0.0.1:8080", group="backend"
+    )
     model_name: str | None = setting(None, "openai backend: the model to ask for", group="backend")
-    script: Path | None = setting(None, "scripted backend: JSONL of replies by task_id and sample, "
-                                  "e.g. a stored samples file to regrade", group="backend")
-    request_timeout: float = setting(600.0, "seconds per request", group="backend", identity=False,
-                                     gt=0.0)
-    server_binary: Path | None = setting(None, "llama_server backend: the llama-server to run "
-                                         "(default: $PATH, else built once)", group="backend",
-                                         identity=False)
-    server_port: int | None = setting(None, "llama_server backend: port (default: a free one)",
-                                      group="backend", identity=False, ge=1, le=65535)
-    server_start_timeout: float = setting(120.0, "llama_server backend: seconds to wait for /health",
-                                          group="backend", identity=False, gt=0.0)
+    script: Path | None = setting(
+        None,
+        "scripted backend: JSONL of replies by task_id and sample, e.g. a stored samples file to regrade",
+        group="backend",
+    )
+    request_timeout: float = setting(600.0, "seconds per request", group="backend", identity=False, gt=0.0)
+    server_binary: Path | None = setting(
+        None,
+        "llama_server backend: the llama-server to run (default: $PATH, else built once)",
+        group="backend",
+        identity=False,
+    )
+    server_port: int | None = setting(
+        None,
+        "llama_server backend: port (default: a free one)",
+        group="backend",
+        identity=False,
+        ge=1,
+        le=65535,
+    )
+    server_start_timeout: float = setting(
+        120.0, "llama_server backend: seconds to wait for /health", group="backend", identity=False, gt=0.0
+    )
     # LiveCodeBench data and filters
     problems_file: list[Path] | None = setting(
-        None, "LiveCodeBench: the official test*.jsonl files, or their directory", group="data")
-    start_date: date | None = setting(None, "only problems from this contest date on (YYYY-MM-DD)",
-                                      group="data")
-    end_date: date | None = setting(None, "only problems up to this contest date (YYYY-MM-DD)",
-                                    group="data")
-    release: RELEASES | None = setting(None, "official release window v1 … v6 (release_vN: "
-                                       "test.jsonl … testN.jsonl)", group="data")
+        None, "LiveCodeBench: the official test*.jsonl files, or their directory", group="data"
+    )
+    start_date: date | None = setting(
+        None, "only problems from this contest date on (YYYY-MM-DD)", group="data"
+    )
+    end_date: date | None = setting(None, "only problems up to this contest date (YYYY-MM-DD)", group="data")
+    release: RELEASES | None = setting(
+        None, "official release window v1 … v6 (release_vN: test.jsonl … testN.jsonl)", group="data"
+    )
     platform: Literal["atcoder", "leetcode", "codeforces"] | None = setting(
-        None, "only problems of this platform", group="data")
+        None, "only problems of this platform", group="data"
+    )
     difficulty: Literal["easy", "medium", "hard"] | None = setting(
-        None, "only problems of this difficulty", group="data")
-    lcb_corrected: bool = setting(False, "LiveCodeBench: fix the official grader's known false "
-                                  "negatives (each program is also graded officially)", group="data")
+        None, "only problems of this difficulty", group="data"
+    )
+    lcb_corrected: bool = setting(
+        False,
+        "LiveCodeBench: fix the official grader's known false "
+        "negatives (each program is also graded officially)",
+        group="data",
+    )
     # where results go
-    results_dir: Path = setting(Path("results"), "where benchmark_results.json lives",
-                                group="output", identity=False)
+    results_dir: Path = setting(
+        Path("results"), "where benchmark_results.json lives", group="output", identity=False
+    )
 
     @field_validator("problems_file", mode="before")
     @classmethod
@@ -133,8 +191,10 @@ class RunConfig(SamplingSettings):
     def sampling(self, sample_index: int, default_stop: list[str]) -> Sampling:
         """The sampling settings of one sample; each sample gets its own reproducible seed."""
         values = {name: getattr(self, name) for name in SamplingSettings.model_fields}
-        return Sampling(**values | {"seed": self.seed + sample_index},
-                        stop=default_stop if self.stop is None else self.stop)
+        return Sampling(
+            **values | {"seed": self.seed + sample_index},
+            stop=default_stop if self.stop is None else self.stop,
+        )
 
     def threads(self) -> int:
         return self.n_threads or os.cpu_count() or 1
@@ -150,9 +210,12 @@ class RunConfig(SamplingSettings):
 
 def fields(*, group: str | None = None, identity: bool | None = None) -> list[str]:
     """RunConfig's field names, optionally only one group's, or only (non-)identity ones."""
-    return [name for name, info in RunConfig.model_fields.items()
-            if (group is None or info.json_schema_extra["group"] == group)
-            and (identity is None or info.json_schema_extra["identity"] == identity)]
+    return [
+        name
+        for name, info in RunConfig.model_fields.items()
+        if (group is None or info.json_schema_extra["group"] == group)
+        and (identity is None or info.json_schema_extra["identity"] == identity)
+    ]
 
 
 def flag(name: str) -> str:

@@ -21,10 +21,17 @@ def score_figure(runs: pd.DataFrame):
     import plotly.express as px
 
     frame = _with_error_bars(runs)
-    fig = px.bar(frame, x="label", y="score", error_y="err_plus", error_y_minus="err_minus",
-                 color="model", hover_data=HOVER + ["ci_low", "ci_high"],
-                 labels={"label": "run", "score": "pass@1 %"},
-                 title="pass@1 with 95% interval (Wilson, over problems)")
+    fig = px.bar(
+        frame,
+        x="label",
+        y="score",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        color="model",
+        hover_data=HOVER + ["ci_low", "ci_high"],
+        labels={"label": "run", "score": "pass@1 %"},
+        title="pass@1 with 95% interval (Wilson, over problems)",
+    )
     return fig.update_layout(xaxis_tickangle=-20)
 
 
@@ -33,10 +40,18 @@ def time_figure(runs: pd.DataFrame):
     import plotly.express as px
 
     frame = _with_error_bars(runs)
-    return px.scatter(frame, x="time_s", y="score", error_y="err_plus", error_y_minus="err_minus",
-                      color="model", symbol="quant", hover_data=HOVER + ["label"],
-                      labels={"time_s": "wall time (s)", "score": "pass@1 %"},
-                      title="pass@1 against wall time")
+    return px.scatter(
+        frame,
+        x="time_s",
+        y="score",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        color="model",
+        symbol="quant",
+        hover_data=HOVER + ["label"],
+        labels={"time_s": "wall time (s)", "score": "pass@1 %"},
+        title="pass@1 against wall time",
+    )
 
 
 def setting_figure(runs: pd.DataFrame, setting: str):
@@ -44,9 +59,17 @@ def setting_figure(runs: pd.DataFrame, setting: str):
     import plotly.express as px
 
     frame = _with_error_bars(runs, **{setting: runs[setting].astype(str)})
-    return px.scatter(frame.sort_values(setting), x=setting, y="score", color="model",
-                      error_y="err_plus", error_y_minus="err_minus", hover_data=HOVER + ["label"],
-                      labels={"score": "pass@1 %"}, title=f"pass@1 by {setting}")
+    return px.scatter(
+        frame.sort_values(setting),
+        x=setting,
+        y="score",
+        color="model",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        hover_data=HOVER + ["label"],
+        labels={"score": "pass@1 %"},
+        title=f"pass@1 by {setting}",
+    )
 
 
 def difficulty_figure(table: pd.DataFrame):
@@ -54,8 +77,15 @@ def difficulty_figure(table: pd.DataFrame):
     import plotly.express as px
 
     frame = table.reset_index().melt(id_vars="run", var_name="difficulty", value_name="pass@1 %")
-    return px.bar(frame, x="difficulty", y="pass@1 %", color="run", barmode="group",
-                  range_y=[0, 100], title="pass@1 by difficulty")
+    return px.bar(
+        frame,
+        x="difficulty",
+        y="pass@1 %",
+        color="run",
+        barmode="group",
+        range_y=[0, 100],
+        title="pass@1 by difficulty",
+    )
 
 
 def category_figure(table: pd.DataFrame):
@@ -63,8 +93,7 @@ def category_figure(table: pd.DataFrame):
     import plotly.express as px
 
     frame = table.reset_index().melt(id_vars="run", var_name="category", value_name="samples")
-    return px.bar(frame, x="run", y="samples", color="category",
-                  title="Verdicts by failure category")
+    return px.bar(frame, x="run", y="samples", color="category", title="Verdicts by failure category")
 
 
 def problem_heatmap(matrix: pd.DataFrame):
@@ -75,10 +104,16 @@ def problem_heatmap(matrix: pd.DataFrame):
     solved = matrix[(matrix > 0).any(axis=1)]
     left_out = len(matrix) - len(solved)
     height = max(300, min(2400, 18 * len(solved) + 200))
-    fig = px.imshow(solved, zmin=0, zmax=1, aspect="auto", color_continuous_scale="Greens",
-                    labels={"x": "run", "y": "problem", "color": "passed"},
-                    title=f"Per-problem verdicts (1 = every sample passed); the {left_out} problems "
-                          "no run solved are left out")
+    fig = px.imshow(
+        solved,
+        zmin=0,
+        zmax=1,
+        aspect="auto",
+        color_continuous_scale="Greens",
+        labels={"x": "run", "y": "problem", "color": "passed"},
+        title=f"Per-problem verdicts (1 = every sample passed); the {left_out} problems "
+        "no run solved are left out",
+    )
     return fig.update_layout(height=height)
 
 
@@ -87,9 +122,18 @@ def model_quant_figure(runs: pd.DataFrame):
     import plotly.express as px
 
     frame = _with_error_bars(runs, cell=runs.cell.fillna(runs.label))
-    return px.bar(frame, x="model", y="score", color="quant", barmode="group", error_y="err_plus",
-                  error_y_minus="err_minus", hover_data=HOVER + ["cell"], labels={"score": "pass@1 %"},
-                  title="pass@1 by model and quant")
+    return px.bar(
+        frame,
+        x="model",
+        y="score",
+        color="quant",
+        barmode="group",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        hover_data=HOVER + ["cell"],
+        labels={"score": "pass@1 %"},
+        title="pass@1 by model and quant",
+    )
 
 
 def size_figure(runs: pd.DataFrame):
@@ -97,7 +141,15 @@ def size_figure(runs: pd.DataFrame):
     import plotly.express as px
 
     frame = _with_error_bars(runs[runs.size_mb.notna()])
-    return px.scatter(frame, x="size_mb", y="score", color="model", symbol="quant",
-                      error_y="err_plus", error_y_minus="err_minus", hover_data=HOVER + ["label"],
-                      labels={"size_mb": "model file (MiB)", "score": "pass@1 %"},
-                      title="pass@1 against model size")
+    return px.scatter(
+        frame,
+        x="size_mb",
+        y="score",
+        color="model",
+        symbol="quant",
+        error_y="err_plus",
+        error_y_minus="err_minus",
+        hover_data=HOVER + ["label"],
+        labels={"size_mb": "model file (MiB)", "score": "pass@1 %"},
+        title="pass@1 against model size",
+    )

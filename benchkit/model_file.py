@@ -64,9 +64,7 @@ def inspect_model(path: str | os.PathLike) -> ModelInfo:
     except OSError as exc:
         raise ModelFileError(f"model file is not readable: {exc.strerror}", where=where) from None
     if magic != GGUF_MAGIC:
-        raise ModelFileError(
-            f"not a GGUF file (first bytes {magic!r}, expected {GGUF_MAGIC!r})", where=where
-        )
+        raise ModelFileError(f"not a GGUF file (first bytes {magic!r}, expected {GGUF_MAGIC!r})", where=where)
     return _read_metadata(path)
 
 
@@ -142,8 +140,17 @@ def read_gguf_header(path: Path) -> tuple[dict, int]:
 
 _ARRAY = object()
 _SCALARS = {
-    "UINT8": "<B", "INT8": "<b", "UINT16": "<H", "INT16": "<h", "UINT32": "<I", "INT32": "<i",
-    "FLOAT32": "<f", "BOOL": "<?", "UINT64": "<Q", "INT64": "<q", "FLOAT64": "<d",
+    "UINT8": "<B",
+    "INT8": "<b",
+    "UINT16": "<H",
+    "INT16": "<h",
+    "UINT32": "<I",
+    "INT32": "<i",
+    "FLOAT32": "<f",
+    "BOOL": "<?",
+    "UINT64": "<Q",
+    "INT64": "<q",
+    "FLOAT64": "<d",
 }
 
 
@@ -235,7 +242,8 @@ class MappedModelGuard:
             raise ModelFileError(
                 f"the model file was truncated or rewritten during the run (size {self._loaded[0]} -> "
                 f"{now[0]} bytes); restore it, then continue with --resume (its sha256 is checked)",
-                where=self.path)
+                where=self.path,
+            )
 
     def close(self) -> None:
         if self._fd is not None:
@@ -274,8 +282,10 @@ def _on_sigbus(signum: int) -> None:
 
     if not _dying.acquire(blocking=False):  # another thread faulted too: the first one reports
         threading.Event().wait()
-    interrupts.die(f"error: {_sigbus['path']}: the model file was truncated while the model was "
-                   "loaded from it (SIGBUS reading its memory map)")
+    interrupts.die(
+        f"error: {_sigbus['path']}: the model file was truncated while the model was "
+        "loaded from it (SIGBUS reading its memory map)"
+    )
 
 
 def requantised(source: str | os.PathLike, quant: str) -> Path:
@@ -291,11 +301,15 @@ def requantised(source: str | os.PathLike, quant: str) -> Path:
     with FileLock(str(target) + ".lock"):
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            done = subprocess.run([str(find_tool("llama-quantize")), "--allow-requantize", str(source), str(tmp),
-                                   quant], capture_output=True, text=True)
+            done = subprocess.run(
+                [str(find_tool("llama-quantize")), "--allow-requantize", str(source), str(tmp), quant],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 tmp.unlink(missing_ok=True)
-                raise ModelFileError(f"llama-quantize could not make {quant}: {done.stderr.strip()[-500:]}",
-                                     where=str(source))
+                raise ModelFileError(
+                    f"llama-quantize could not make {quant}: {done.stderr.strip()[-500:]}", where=str(source)
+                )
             os.replace(tmp, target)
     return target

@@ -32,13 +32,20 @@ def run_from_parameters(namespace: dict, progress: bool = True) -> dict:
 
     enter_project_dir()
     _use_inline_plotly()
-    params = {k: v for k, v in namespace.items()
-              if not k.startswith("_") and k not in _NOT_PARAMETERS and not callable(v)
-              and type(v).__name__ != "module"}
+    params = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in _NOT_PARAMETERS
+        and not callable(v)
+        and type(v).__name__ != "module"
+    }
     unknown = sorted(set(params) - set(RunConfig.model_fields) - EXTRA_PARAMETERS)
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; known: {', '.join(RunConfig.model_fields)}",
-                          where="papermill parameters")
+        raise ConfigError(
+            f"unknown parameter(s) {unknown}; known: {', '.join(RunConfig.model_fields)}",
+            where="papermill parameters",
+        )
     resume, sweep = params.pop("resume", None), params.pop("sweep", None)
     config = validate_config({k: v for k, v in params.items() if v is not None}, "papermill parameters")
     try:
@@ -67,31 +74,44 @@ def _say_how_to_resume(config: RunConfig) -> None:
 
     from benchkit.store import ResultsStore
 
-    mine = [r for r in ResultsStore(config.results_dir).runs()
-            if r.get("status") == "interrupted" and (r.get("config") or {}).get("pid") == os.getpid()]
+    mine = [
+        r
+        for r in ResultsStore(config.results_dir).runs()
+        if r.get("status") == "interrupted" and (r.get("config") or {}).get("pid") == os.getpid()
+    ]
     if not mine:
         return
     record = mine[-1]
     res = record.get("results", {})
-    display(Markdown(
-        f"**Run `{record['run_id']}` interrupted** after {res.get('samples_done', 0)} of "
-        f"{res.get('samples_expected', '?')} samples; every finished sample is kept. To continue "
-        f"it, set `resume = \"{record['run_id']}\"` (or `resume = True`) in the parameters cell "
-        f"and run all cells again, or from a terminal: `benchkit run --resume {record['run_id']}`."))
+    display(
+        Markdown(
+            f"**Run `{record['run_id']}` interrupted** after {res.get('samples_done', 0)} of "
+            f"{res.get('samples_expected', '?')} samples; every finished sample is kept. To continue "
+            f'it, set `resume = "{record["run_id"]}"` (or `resume = True`) in the parameters cell '
+            f"and run all cells again, or from a terminal: `benchkit run --resume {record['run_id']}`."
+        )
+    )
 
 
 def summary(record: dict) -> pd.DataFrame:
     res, cfg = record["results"], record["config"]
     settings = cfg["settings"]
     rows = {
-        "run": record["run_id"], "status": record["status"], "model": record["model"],
-        "quant": cfg["model"].get("quant"), "prompt style": settings.get("prompt_style"),
-        "temperature": settings.get("temperature"), "max tokens": settings.get("max_tokens"),
-        "problems": res["total_problems"], "solved": res["total_passed"],
+        "run": record["run_id"],
+        "status": record["status"],
+        "model": record["model"],
+        "quant": cfg["model"].get("quant"),
+        "prompt style": settings.get("prompt_style"),
+        "temperature": settings.get("temperature"),
+        "max tokens": settings.get("max_tokens"),
+        "problems": res["total_problems"],
+        "solved": res["total_passed"],
         "score (pass@1 %)": res["score"],
         **{f"{k} %": v for k, v in res.get("pass_at_k", {}).items() if k != "pass@1"},
-        "wall time (s)": res["time_taken"], "generation time (s)": res.get("generation_seconds"),
-        "tokens": res.get("tokens"), "isolation": cfg["sandbox"].get("isolation"),
+        "wall time (s)": res["time_taken"],
+        "generation time (s)": res.get("generation_seconds"),
+        "tokens": res.get("tokens"),
+        "isolation": cfg["sandbox"].get("isolation"),
     }
     return pd.DataFrame({"value": rows}).rename_axis("")
 
@@ -112,8 +132,10 @@ def data_note(record: dict) -> str:
     """Whether the score used the private tests: public-only scores are not leaderboard scores."""
     data = record["config"].get("data", {})
     if data.get("public_tests_only"):
-        return ("**Public tests only** — these problem files carry no private tests, so this score "
-                "is higher than the official one and not comparable with the leaderboard.")
+        return (
+            "**Public tests only** — these problem files carry no private tests, so this score "
+            "is higher than the official one and not comparable with the leaderboard."
+        )
     return f"Graded on public and private tests ({data.get('private_tests', 0)} problems with private tests)."
 
 
@@ -126,8 +148,15 @@ def failing_tasks(record: dict, results_dir: str | Path | None = None) -> pd.Dat
 
 
 # ------------------------------------------------------------------------ comparing runs
-def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
-               interactive: bool = True, sweep: str | None = None, baseline: str | None = None) -> None:
+def comparison(
+    results_dir="results",
+    benchmark=None,
+    run_ids=None,
+    models=None,
+    interactive: bool = True,
+    sweep: str | None = None,
+    baseline: str | None = None,
+) -> None:
     """The compare notebook's one call: widgets to pick benchmark, models and runs, or, headless
     under papermill (interactive=False), the static comparison of the runs the parameters name
     (with `sweep`: that sweep as one table, every cell against `baseline`)."""
@@ -143,8 +172,9 @@ def comparison(results_dir="results", benchmark=None, run_ids=None, models=None,
         show_comparison(results_dir, benchmark, run_ids, models, sweep, baseline)
 
 
-def show_comparison(results_dir="results", benchmark=None, run_ids=None, models=None, sweep=None,
-                    baseline=None) -> None:
+def show_comparison(
+    results_dir="results", benchmark=None, run_ids=None, models=None, sweep=None, baseline=None
+) -> None:
     from IPython.display import Markdown, display
 
     for name, runs in report.select(results_dir, benchmark, run_ids, models, sweep).items():
@@ -164,11 +194,14 @@ def comparison_picker(results_dir="results", benchmark=None):
     table = analysis.runs_table(results_dir, finished_only=True)
     benchmarks = sorted(table.benchmark.dropna().unique())
     if not benchmarks or (benchmark is not None and benchmark not in benchmarks):
-        raise BenchkitError(f"no finished runs{f' of benchmark {benchmark!r}' if benchmark else ''} "
-                            f"to compare (finished runs exist for: {', '.join(benchmarks) or 'none'})",
-                            where=str(Path(results_dir) / "benchmark_results.json"))
-    pick_benchmark = widgets.Dropdown(options=benchmarks, value=benchmark or benchmarks[0],
-                                      description="benchmark")
+        raise BenchkitError(
+            f"no finished runs{f' of benchmark {benchmark!r}' if benchmark else ''} "
+            f"to compare (finished runs exist for: {', '.join(benchmarks) or 'none'})",
+            where=str(Path(results_dir) / "benchmark_results.json"),
+        )
+    pick_benchmark = widgets.Dropdown(
+        options=benchmarks, value=benchmark or benchmarks[0], description="benchmark"
+    )
     pick_models = widgets.SelectMultiple(description="models", rows=6)
     pick_runs = widgets.SelectMultiple(description="runs", rows=8, layout={"width": "480px"})
     button, output = widgets.Button(description="Compare", button_style="primary"), widgets.Output()
@@ -223,9 +256,18 @@ def _offline_renderer():
                 super().activate()
 
         def to_mimebundle(self, fig_dict):
-            return {"text/html": to_html(fig_dict, config=self.config, include_plotlyjs=False,
-                                         include_mathjax=False, full_html=False,
-                                         default_width="100%", default_height=525, validate=False)}
+            return {
+                "text/html": to_html(
+                    fig_dict,
+                    config=self.config,
+                    include_plotlyjs=False,
+                    include_mathjax=False,
+                    full_html=False,
+                    default_width="100%",
+                    default_height=525,
+                    validate=False,
+                )
+            }
 
     return OfflineNotebookRenderer()
 
@@ -267,15 +309,27 @@ def execute(config: RunConfig, resume=None, output: Path | None = None, sweep: d
         raise ConfigError(f"no notebook for benchmark {config.benchmark!r}", where=str(source))
     store = ResultsStore(config.results_dir)
     store.check_writable()
-    output = output or Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
+    output = (
+        output
+        or Path(config.results_dir) / "reports" / f"{config.benchmark}-{datetime.now():%Y%m%d-%H%M%S}.ipynb"
+    )
     parameters = config.model_dump(mode="json") | {"resume": resume, "sweep": sweep}
-    kernel = _Kernel(json.loads(source.read_text())["metadata"].get("kernelspec", {}).get("name", "python3"),
-                     store)
+    kernel = _Kernel(
+        json.loads(source.read_text())["metadata"].get("kernelspec", {}).get("name", "python3"), store
+    )
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         kernel.start(store.dir / "logs" / f"{output.stem}-kernel.log")
-        kernel.run(lambda km: papermill.execute_notebook(
-            str(source), str(output), parameters=parameters, km=km, cwd=str(Path.cwd()), progress_bar=False))
+        kernel.run(
+            lambda km: papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters,
+                km=km,
+                cwd=str(Path.cwd()),
+                progress_bar=False,
+            )
+        )
     except papermill.PapermillExecutionError as exc:
         kind = getattr(errors, exc.ename, None)
         kind = kind if isinstance(kind, type) and issubclass(kind, BenchkitError) else BenchkitError
@@ -366,5 +420,7 @@ def _run_outcome(store, pid) -> str | None:
     run, res = runs[-1], runs[-1].get("results", {})
     if run.get("status") == "complete":
         return f"run {run['run_id']} is complete and stored"
-    return (f"run {run['run_id']} marked {run.get('status')} with {res.get('samples_done', '?')} of "
-            f"{res.get('samples_expected', '?')} samples stored; continue with --resume")
+    return (
+        f"run {run['run_id']} marked {run.get('status')} with {res.get('samples_done', '?')} of "
+        f"{res.get('samples_expected', '?')} samples stored; continue with --resume"
+    )

@@ -62,8 +62,10 @@ class Counts:
         return f", ~{timedelta(seconds=int(per_sample * (self.total - self.done)))} left"
 
     def line(self) -> str:
-        return (f"{self.done}/{self.total} samples, pass {self.pass_rate()}, "
-                f"{self.tokens_per_second()} tok/s, {self.elapsed()} elapsed{self.remaining()}")
+        return (
+            f"{self.done}/{self.total} samples, pass {self.pass_rate()}, "
+            f"{self.tokens_per_second()} tok/s, {self.elapsed()} elapsed{self.remaining()}"
+        )
 
 
 class Progress:
@@ -128,8 +130,11 @@ class LineProgress(Progress):
         self.stream = stream
         self.stopped = threading.Event()
         # a new line first: papermill's own bar leaves the cursor at the end of its line
-        self._say(f"run {counts.run_id} started: {counts.title}, {counts.total} samples"
-                  + (f" ({counts.initial} already done)" if counts.initial else ""), start="\n")
+        self._say(
+            f"run {counts.run_id} started: {counts.title}, {counts.total} samples"
+            + (f" ({counts.initial} already done)" if counts.initial else ""),
+            start="\n",
+        )
         self.heartbeat = threading.Thread(target=self._beat, name="benchkit-progress", daemon=True)
         self.heartbeat.start()
 
@@ -194,7 +199,8 @@ class KernelProgress(LineProgress):
             f'max="{c.total}" style="width:40%"></progress>'
             f"<span><b>{c.done}/{c.total}</b> samples · pass {c.pass_rate()} · "
             f"{c.tokens_per_second()} tok/s · {c.elapsed()}{c.remaining()} · "
-            f"{html.escape(c.run_id)} {html.escape(state)}</span></div>")
+            f"{html.escape(c.run_id)} {html.escape(state)}</span></div>"
+        )
 
 
 def open_progress(enabled: bool, run_id: str, title: str, total: int, initial: int = 0) -> Progress:

@@ -95,10 +95,13 @@ def validated(run: dict, where: str) -> dict:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise StoreError(f"run {run.get('run_id') or run.get('timestamp')!r}: {key}: {first['msg']}",
-                         where=where) from None
+        raise StoreError(
+            f"run {run.get('run_id') or run.get('timestamp')!r}: {key}: {first['msg']}", where=where
+        ) from None
     return record.model_dump(mode="json", exclude_unset=True) | {
-        "config": record.config.model_dump(mode="json"), "status": record.status}
+        "config": record.config.model_dump(mode="json"),
+        "status": record.status,
+    }
 
 
 def version_of(run: dict) -> int:
@@ -114,7 +117,8 @@ def migrate(run: dict, where: str) -> dict:
         raise StoreError(
             f"run {run.get('run_id')!r} was written by a newer benchkit (schema_version {version}; "
             f"this one reads up to {SCHEMA_VERSION}): upgrade benchkit. The file was left untouched",
-            where=where)
+            where=where,
+        )
     if version == 0:
         run = _from_seed(run)
     elif version == 1:
@@ -126,8 +130,10 @@ def _from_seed(run: dict) -> dict:
     results = dict(run.get("results") or {})
     results["difficulty_scores"] = {
         name: {**value, "score": 100.0 * value["passed"] / value["total"]}
-        if isinstance(value, dict) and value.get("total") else value
-        for name, value in (results.get("difficulty_scores") or {}).items()}
+        if isinstance(value, dict) and value.get("total")
+        else value
+        for name, value in (results.get("difficulty_scores") or {}).items()
+    }
     return {**run, "status": run.get("status", "complete"), "results": results}
 
 
@@ -135,14 +141,19 @@ def _from_v1(run: dict) -> dict:
     from benchkit.config import RunConfig
 
     flat = dict(run.get("config") or {})
-    model = {key.removeprefix("model_"): flat.pop(key) for key in list(flat) if key.startswith("model_")
-             and key != "model_name"}
+    model = {
+        key.removeprefix("model_"): flat.pop(key)
+        for key in list(flat)
+        if key.startswith("model_") and key != "model_name"
+    }
     settings = {key: flat.pop(key) for key in list(flat) if key in RunConfig.model_fields}
     path = flat.pop("path", None)
     settings["model"] = path if model.get("size") else None  # None: the embedded model, or remote
     settings.setdefault("stop_runaway", False)  # 0.1 had no loop rule: answers ran to the cap
     config = {
-        "path": path, "gpu_layers": settings.get("gpu_layers"), "settings": settings,
+        "path": path,
+        "gpu_layers": settings.get("gpu_layers"),
+        "settings": settings,
         "model": {**model, "path": path},
         "machine": {key: flat.pop(key) for key in MACHINE_KEYS if key in flat},
         "sandbox": {key: flat.pop(key) for key in SANDBOX_KEYS if key in flat},
@@ -150,6 +161,8 @@ def _from_v1(run: dict) -> dict:
     }
     config["backend"] = flat  # what is left: what the backend described
     results = dict(run.get("results") or {})
-    results["difficulty_scores"] = {name: value if isinstance(value, dict) else {"score": value}
-                                    for name, value in (results.get("difficulty_scores") or {}).items()}
+    results["difficulty_scores"] = {
+        name: value if isinstance(value, dict) else {"score": value}
+        for name, value in (results.get("difficulty_scores") or {}).items()
+    }
     return {**run, "config": config, "results": results}

@@ -12,6 +12,7 @@ def resolve(registry: dict[str, str], name: str, kind: str):
     try:
         module, cls = registry[name].split(":")
     except KeyError:
-        raise ConfigError(f"unknown {kind} {name!r}; expected one of {', '.join(registry)}",
-                          where=kind) from None
+        raise ConfigError(
+            f"unknown {kind} {name!r}; expected one of {', '.join(registry)}", where=kind
+        ) from None
     return getattr(import_module(module), cls)

@@ -85,14 +85,24 @@ class LoopDetector:
         self.shapes.append(_NUMBER.sub("0", line))
         self.filler_run = self.filler_run + 1 if _COMMENT.match(line) else 0
         if self.filler_run >= self.rule.filler_lines:
-            return Loop("filler", f"{self.filler_run} blank or comment-only lines", self.text_length,
-                        len(self.lines) - self.filler_run)
-        for reason, lines, repeats in (("repeat", self.lines, self.rule.repeats),
-                                       ("counter", self.shapes, self.rule.counter_repeats)):
+            return Loop(
+                "filler",
+                f"{self.filler_run} blank or comment-only lines",
+                self.text_length,
+                len(self.lines) - self.filler_run,
+            )
+        for reason, lines, repeats in (
+            ("repeat", self.lines, self.rule.repeats),
+            ("counter", self.shapes, self.rule.counter_repeats),
+        ):
             period = _repeated_period(lines, repeats, self.rule.max_period)
             if period:
-                return Loop(reason, f"a block of {period} line(s) repeated {repeats} times", self.text_length,
-                            len(lines) - period * repeats)
+                return Loop(
+                    reason,
+                    f"a block of {period} line(s) repeated {repeats} times",
+                    self.text_length,
+                    len(lines) - period * repeats,
+                )
         return None
 
 
@@ -104,7 +114,7 @@ def _repeated_period(lines: list[str], repeats: int, max_period: int) -> int:
         block = lines[-period:]
         if not any(block):
             continue  # blank lines are the filler rule's
-        if all(lines[-(k + 1) * period: len(lines) - k * period] == block for k in range(1, repeats)):
+        if all(lines[-(k + 1) * period : len(lines) - k * period] == block for k in range(1, repeats)):
             return period
     return 0
 
@@ -129,10 +139,21 @@ def find_loop(text: str, rule: RunawayRule = RunawayRule()) -> Loop | None:
 def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
     """How the answers of a run made without the rule end, and what the rule would change."""
     rows = [json.loads(line) for line in samples_path.read_text().splitlines() if line.strip()]
-    summary = {"samples": len(rows), "at_cap": 0, "stopped": 0, "stopped_at_cap": 0,
-               "stopped_not_at_cap": 0, "left_loop_then_code": 0, "tokens": 0,
-               "chars_total": 0, "chars_kept": 0, "by_reason": {}, "left_loop_tasks": [],
-               "loop_first_line": [], "chars_before_loop": []}
+    summary = {
+        "samples": len(rows),
+        "at_cap": 0,
+        "stopped": 0,
+        "stopped_at_cap": 0,
+        "stopped_not_at_cap": 0,
+        "left_loop_then_code": 0,
+        "tokens": 0,
+        "chars_total": 0,
+        "chars_kept": 0,
+        "by_reason": {},
+        "left_loop_tasks": [],
+        "loop_first_line": [],
+        "chars_before_loop": [],
+    }
     for row in rows:
         text, at_cap = row.get("output") or "", row.get("finish_reason") == "length"
         summary["at_cap"] += at_cap
@@ -147,7 +168,9 @@ def analyse(samples_path: Path, rule: RunawayRule = RunawayRule()) -> dict:
         summary["by_reason"][loop.reason] = summary["by_reason"].get(loop.reason, 0) + 1
         summary["chars_kept"] += loop.end
         summary["loop_first_line"].append(loop.first_line)
-        summary["chars_before_loop"].append(len("".join(l + "\n" for l in text.split("\n")[: loop.first_line])))
+        summary["chars_before_loop"].append(
+            len("".join(line + "\n" for line in text.split("\n")[: loop.first_line]))
+        )
         if _code_after_loop(text, loop):
             summary["left_loop_then_code"] += 1
             summary["left_loop_tasks"].append(row["task_id"])
@@ -159,7 +182,7 @@ def _code_after_loop(text: str, loop: Loop) -> bool:
     of the loop's own lines, numbers aside (or blank/comment filler)? That is an answer that left
     its loop."""
     seen = {_NUMBER.sub("0", line.rstrip()) for line in text[: loop.end].splitlines()[-64:]}
-    after = text[loop.end:].splitlines()
+    after = text[loop.end :].splitlines()
     complete = after[:-1] if not text.endswith("\n") else after  # the last line may be cut mid-way
     return any(_NUMBER.sub("0", line.rstrip()) not in seen and not _COMMENT.match(line) for line in complete)
 
@@ -188,7 +211,9 @@ def _counts(summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--analyse", type=Path, required=True, metavar="SAMPLES_JSONL")
     parser.add_argument("--repeats", type=int, default=RunawayRule.repeats)
     parser.add_argument("--counter-repeats", type=int, default=RunawayRule.counter_repeats)
@@ -202,15 +227,21 @@ def main(argv: list[str] | None = None) -> None:
     before = sorted(summary.pop("chars_before_loop"))
     print(json.dumps(summary))
     if starts:
-        print(f"where loops start: line {starts[len(starts) // 2]} of the answer (median), "
-              f"{sum(s == 0 for s in starts)}/{len(starts)} from the first line; characters before the "
-              f"loop median {before[len(before) // 2]}, max {before[-1]}")
+        print(
+            f"where loops start: line {starts[len(starts) // 2]} of the answer (median), "
+            f"{sum(s == 0 for s in starts)}/{len(starts)} from the first line; characters before the "
+            f"loop median {before[len(before) // 2]}, max {before[-1]}"
+        )
     print("\neach rule alone, by threshold (left = answers that left the loop and wrote more code):")
-    print(f"{'rule':7} {'thr':>4} {'stopped':>8} {'at cap':>7} {'not cap':>8} {'left':>5} {'chars saved':>12}  left in")
+    print(
+        f"{'rule':7} {'thr':>4} {'stopped':>8} {'at cap':>7} {'not cap':>8} {'left':>5} {'chars saved':>12}  left in"
+    )
     for row in sweep(args.analyse, rule):
-        print(f"{row['rule']:7} {row['threshold']:4d} {row['stopped']:8d} {row['stopped_at_cap']:7d} "
-              f"{row['stopped_not_at_cap']:8d} {row['left_loop_then_code']:5d} {row['chars_saved']:12.3f}  "
-              f"{' '.join(row['left_loop_tasks'][:6])}")
+        print(
+            f"{row['rule']:7} {row['threshold']:4d} {row['stopped']:8d} {row['stopped_at_cap']:7d} "
+            f"{row['stopped_not_at_cap']:8d} {row['left_loop_then_code']:5d} {row['chars_saved']:12.3f}  "
+            f"{' '.join(row['left_loop_tasks'][:6])}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from benchkit.benchmarks import get_benchmark, time_limit
 from benchkit.config import RunConfig, fields
 from benchkit.environment import describe_machine, process_alive
 from benchkit.errors import BenchkitError, ConfigError, GenerationError, SandboxError, StoreError
-from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.grading import GradingPool
+from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.progress import open_progress
 from benchkit.record import SCHEMA_VERSION
 from benchkit.store import ResultsStore
@@ -39,8 +39,9 @@ class Context:
     #                                    the record in memory and only the journal on disk
 
 
-def run(config: RunConfig, resume: str | bool | None = None, progress: bool = True,
-        context: Context | None = None) -> dict:
+def run(
+    config: RunConfig, resume: str | bool | None = None, progress: bool = True, context: Context | None = None
+) -> dict:
     """Run (or resume) a benchmark and return its stored record.
 
     `resume`: a run_id, or True for the latest unfinished run with the same settings.
@@ -71,8 +72,10 @@ def new_record(config: RunConfig, sweep: dict | None = None, status: str = "runn
     sandbox, data and backend groups are filled in as the run learns them."""
     info = model_info(config)
     if config.prompt_style == "chat" and not info.has_chat_template:
-        raise ConfigError(f"{info.path} has no chat template (a base model?); use prompt_style "
-                          "completion", where="prompt_style")
+        raise ConfigError(
+            f"{info.path} has no chat template (a base model?); use prompt_style completion",
+            where="prompt_style",
+        )
     now = datetime.now(timezone.utc)
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -81,9 +84,16 @@ def new_record(config: RunConfig, sweep: dict | None = None, status: str = "runn
         "benchmark": config.benchmark,
         "model": info.name if info.size == 0 else Path(info.path).stem,
         "status": status,
-        "config": {"path": info.path, "gpu_layers": config.gpu_layers,
-                   "settings": config.settings(), "model": info.as_config(),
-                   "machine": describe_machine(), "backend": {}, "sandbox": {}, "data": {}},
+        "config": {
+            "path": info.path,
+            "gpu_layers": config.gpu_layers,
+            "settings": config.settings(),
+            "model": info.as_config(),
+            "machine": describe_machine(),
+            "backend": {},
+            "sandbox": {},
+            "data": {},
+        },
         "results": {},
     }
     return record | ({"sweep": sweep} if sweep else {})
@@ -92,10 +102,20 @@ def new_record(config: RunConfig, sweep: dict | None = None, status: str = "runn
 def model_info(config: RunConfig) -> ModelInfo:
     """The GGUF file's facts; without a local file (a remote endpoint, a script), what names it."""
     if config.model is None and config.backend in ("openai", "scripted"):
-        name = config.model_name or "default" if config.backend == "openai" else Path(config.script or "").stem
+        name = (
+            config.model_name or "default" if config.backend == "openai" else Path(config.script or "").stem
+        )
         path = f"{config.base_url}#{name}" if config.backend == "openai" else f"script:{config.script}"
-        return ModelInfo(path=path, name=name, architecture="unknown", quant="unknown",
-                         context_length=None, has_chat_template=True, size=0, sha256="")
+        return ModelInfo(
+            path=path,
+            name=name,
+            architecture="unknown",
+            quant="unknown",
+            context_length=None,
+            has_chat_template=True,
+            size=0,
+            sha256="",
+        )
     return inspect_model(config.model or embedded_model_path())
 
 
@@ -113,14 +133,20 @@ class _Execution:
 
     def go(self, progress: bool, pool: GradingPool) -> dict:
         done = {(r["task_id"], r["sample"]) for r in self.store.samples(self.run_id)}
-        todo = [(p, i) for p in self.problems for i in range(self.config.num_samples)
-                if (p.task_id, i) not in done]
+        todo = [
+            (p, i)
+            for p in self.problems
+            for i in range(self.config.num_samples)
+            if (p.task_id, i) not in done
+        ]
         started = time.monotonic()
         self._mark("running")
         with self.store.reserve(self.run_id):  # room to mark the run failed on a full disk
             try:
-                with self.store.sample_log(self.run_id) as log, \
-                        interrupts.last_words(lambda: self._finish_and_say("failed", started)):
+                with (
+                    self.store.sample_log(self.run_id) as log,
+                    interrupts.last_words(lambda: self._finish_and_say("failed", started)),
+                ):
                     self._selfcheck(pool)
                     self._generate(todo, pool.sandbox, log, progress, len(done))
             except BaseException as exc:
@@ -131,22 +157,30 @@ class _Execution:
     def _selfcheck(self, pool: GradingPool) -> None:
         """Refuse to score with a sandbox that passes bad programs or fails good ones."""
         check = pool.selfcheck(time_limit(self.config), self.config.memory_mb, self.benchmark)
-        self.record["config"]["sandbox"] = {"isolation": pool.sandbox.isolation,
-                                            "time_limit_s": time_limit(self.config),
-                                            "selfcheck": check.as_config()}
+        self.record["config"]["sandbox"] = {
+            "isolation": pool.sandbox.isolation,
+            "time_limit_s": time_limit(self.config),
+            "selfcheck": check.as_config(),
+        }
         self.record["config"]["data"] = self.benchmark.describe()
         if not check.ok:
             raise SandboxError("grading self-check failed: " + "; ".join(check.problems[:5]))
 
     def _generate(self, todo, sandbox, log, progress, already_done) -> None:
         server_log = self.store.dir / "logs" / f"{self.run_id}-server.log"
-        backend = open_backend(self.config.backend, self.config, self.record["config"]["path"],
-                               log_path=server_log)
+        backend = open_backend(
+            self.config.backend, self.config, self.record["config"]["path"], log_path=server_log
+        )
         try:
             self.record["config"]["backend"] = backend.describe()
             self._mark("running")
-            with open_progress(progress, self.run_id, f"{self.config.benchmark} {self.record['model']}",
-                               total=len(todo) + already_done, initial=already_done) as bar:
+            with open_progress(
+                progress,
+                self.run_id,
+                f"{self.config.benchmark} {self.record['model']}",
+                total=len(todo) + already_done,
+                initial=already_done,
+            ) as bar:
                 self._generate_all(todo, backend, sandbox, log, bar)
                 wait(self.recorded)
                 self._raise_stored_error()
@@ -178,28 +212,49 @@ class _Execution:
         try:
             gen = backend.generate(prompt, self.config.sampling(index, self.benchmark.stop(style)))
         except GenerationError as exc:
-            row.update(output="", completion=None, program=None, tokens=0, gen_seconds=0.0,
-                       finish_reason="error", passed=False, result=f"failed: {exc}",
-                       category="generation_error", grade_seconds=0.0)
+            row.update(
+                output="",
+                completion=None,
+                program=None,
+                tokens=0,
+                gen_seconds=0.0,
+                finish_reason="error",
+                passed=False,
+                result=f"failed: {exc}",
+                category="generation_error",
+                grade_seconds=0.0,
+            )
             self._record(row, log, bar)
             return
         completion = self.benchmark.completion(problem, gen.text, style)
-        job = None if completion is None else self.benchmark.job(
-            problem, completion, time_limit(self.config), self.config.memory_mb)
-        row.update(output=gen.text, completion=completion, program=job and job.source,
-                   tokens=gen.tokens, gen_seconds=round(gen.seconds, 4),
-                   finish_reason=gen.finish_reason, prompt_seconds=gen.prompt_seconds,
-                   **({"loop": gen.loop} if gen.loop else {}))
+        job = (
+            None
+            if completion is None
+            else self.benchmark.job(problem, completion, time_limit(self.config), self.config.memory_mb)
+        )
+        row.update(
+            output=gen.text,
+            completion=completion,
+            program=job and job.source,
+            tokens=gen.tokens,
+            gen_seconds=round(gen.seconds, 4),
+            finish_reason=gen.finish_reason,
+            prompt_seconds=gen.prompt_seconds,
+            **({"loop": gen.loop} if gen.loop else {}),
+        )
         recorded: Future = Future()
         self.recorded.append(recorded)
         grading.submit(sandbox, self.benchmark, job).add_done_callback(
-            lambda f: self._graded(row, f, log, bar, recorded))
+            lambda f: self._graded(row, f, log, bar, recorded)
+        )
 
     def _graded(self, row, future, log, bar, recorded) -> None:
         try:
             outcome = future.result()
-            row.update(grading.verdict(outcome, row["finish_reason"]),
-                       grade_seconds=outcome.seconds if outcome else 0.0)
+            row.update(
+                grading.verdict(outcome, row["finish_reason"]),
+                grade_seconds=outcome.seconds if outcome else 0.0,
+            )
             self._record(row, log, bar)
         except BaseException as exc:  # surfaced by the generating thread
             self.errors.append(exc)
@@ -240,26 +295,34 @@ class _Execution:
             with interrupts.deferred():
                 return self._finish("complete", started)
         except BaseException as exc:
-            exc.outcome = (f"run {self.run_id} is complete and stored" if self.stored == "complete"
-                           else f"run {self.run_id} has all its samples stored but could not be marked "
-                                "complete: --resume completes it once that is fixed")
+            exc.outcome = (
+                f"run {self.run_id} is complete and stored"
+                if self.stored == "complete"
+                else f"run {self.run_id} has all its samples stored but could not be marked "
+                "complete: --resume completes it once that is fixed"
+            )
             raise
 
     def _finish_and_say(self, status: str, started: float) -> str:
         try:
             self._finish(status, started)
         except BenchkitError as exc:
-            return (f"run {self.run_id} could not be marked {status} either ({exc}); its finished "
-                    "samples are kept: continue with --resume once that is fixed")
+            return (
+                f"run {self.run_id} could not be marked {status} either ({exc}); its finished "
+                "samples are kept: continue with --resume once that is fixed"
+            )
         res = self.record["results"]
-        return (f"run {self.run_id} marked {status} with {res['samples_done']} of "
-                f"{res['samples_expected']} samples stored; continue with --resume")
+        return (
+            f"run {self.run_id} marked {status} with {res['samples_done']} of "
+            f"{res['samples_expected']} samples stored; continue with --resume"
+        )
 
     def _finish(self, status: str, started: float) -> dict:
         elapsed = self.record["results"].get("time_taken", 0.0) + time.monotonic() - started
         records = _latest_per_sample(self.store.samples(self.run_id))
-        self.record["results"] = scoring.summarize(records, self.problems, self.config.num_samples) \
-            | self.benchmark.summarize(records)
+        self.record["results"] = scoring.summarize(
+            records, self.problems, self.config.num_samples
+        ) | self.benchmark.summarize(records)
         self.record["results"]["time_taken"] = round(elapsed, 3)
         self.record["results"]["samples_done"] = len(records)
         self.record["results"]["samples_expected"] = len(self.problems) * self.config.num_samples
@@ -286,16 +349,24 @@ def _find_resumable(store: ResultsStore, config: RunConfig, resume) -> dict:
             raise StoreError(f"run {resume} is already complete; nothing to resume")
     else:
         wanted = identity(config)
-        candidates = [r for r in store.runs()
-                      if r.get("status") in ("queued", "running", "interrupted", "failed")
-                      and not _still_running(r) and identity_of_record(r) == wanted]
+        candidates = [
+            r
+            for r in store.runs()
+            if r.get("status") in ("queued", "running", "interrupted", "failed")
+            and not _still_running(r)
+            and identity_of_record(r) == wanted
+        ]
         if not candidates:
             raise StoreError(
                 "no unfinished run with these settings to resume; run without --resume, or give a "
-                "run_id (see `benchkit runs`)", where=str(store.file))
+                "run_id (see `benchkit runs`)",
+                where=str(store.file),
+            )
         record = candidates[-1]
     if _still_running(record):
-        raise StoreError(f"run {record['run_id']} is still running (pid {record['config']['machine']['pid']})")
+        raise StoreError(
+            f"run {record['run_id']} is still running (pid {record['config']['machine']['pid']})"
+        )
     return record
 
 
@@ -327,7 +398,8 @@ def _check_same_model(record: dict, model_info) -> None:
     if stored and stored != model_info.sha256:
         raise StoreError(
             f"run {record['run_id']} was made with a model of sha256 {stored[:12]}…, but "
-            f"{model_info.path} now has {model_info.sha256[:12]}…; a resumed run must use the same file")
+            f"{model_info.path} now has {model_info.sha256[:12]}…; a resumed run must use the same file"
+        )
 
 
 def _alive(pid, host) -> bool:

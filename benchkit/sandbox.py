@@ -117,7 +117,7 @@ class Sandbox:
         for thread in self._threads:
             thread.join()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,7 +135,7 @@ class Sandbox:
                 job, future = item
                 released = threading.Event()
 
-                def give_slot_back():
+                def give_slot_back(released=released):
                     if not released.is_set():
                         released.set()
                         self._slots.release()
@@ -194,16 +194,21 @@ class _Worker:
         if self._memory and self._memory.oom_kills() > oom_kills:  # the kernel killed one of them
             if reply is None or reply.get("id") != self._next_id:
                 self.stop()
-            return Outcome("memory", "MemoryError", f"failed: the program's processes together "
-                           f"used more than its {job.memory_mb} MB", reply["seconds"] if reply else 0.0)
+            return Outcome(
+                "memory",
+                "MemoryError",
+                f"failed: the program's processes together used more than its {job.memory_mb} MB",
+                reply["seconds"] if reply else 0.0,
+            )
         if reply is None or reply.get("id") != self._next_id:
             stalled = not died and self._proc.poll() is None  # silent past the backstop: no second try
             self.stop()
             if stalled:
                 return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
             return None
-        return Outcome(reply["status"], reply["error_type"], reply["message"], reply["seconds"],
-                       reply.get("failed_test"))
+        return Outcome(
+            reply["status"], reply["error_type"], reply["message"], reply["seconds"], reply.get("failed_test")
+        )
 
     def _read_reply(self, deadline: float) -> dict | None:
         """The worker's answer; None when there is none by the deadline; EOFError when the
@@ -227,8 +232,9 @@ class _Worker:
                 stderr=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
-                preexec_fn=functools.partial(_prepare_worker, self._cgroup,
-                                             self._memory.path if self._memory else None),
+                preexec_fn=functools.partial(
+                    _prepare_worker, self._cgroup, self._memory.path if self._memory else None
+                ),
             )
         except OSError as exc:
             raise SandboxError(f"cannot start sandbox worker: {exc}", where=self._command[0]) from None
@@ -301,7 +307,7 @@ class MemoryCgroup:
         self.path, self.version, self._limit_mb = path, version, None
 
     @classmethod
-    def create(cls) -> "MemoryCgroup | None":
+    def create(cls) -> MemoryCgroup | None:
         name = f"benchkit-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
         for version, base in _own_memory_cgroups():
             _remove_stale_cgroups(base)
@@ -368,7 +374,7 @@ def _remove_cgroup(cgroup: Path) -> None:
             time.sleep(0.01)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _choose_isolation(requested: str) -> tuple[str, list[str]]:
     if requested not in ("auto", "bwrap", "process"):
         raise SandboxError(f"unknown isolation {requested!r}; expected auto, bwrap or process")
@@ -392,11 +398,32 @@ def _choose_isolation(requested: str) -> tuple[str, list[str]]:
 
 def _bwrap_command(python: str) -> list[str]:
     bwrap = shutil.which("bwrap") or "bwrap"
-    args = [bwrap, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-            "--die-with-parent", "--new-session", "--clearenv",
-            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-            "--proc", "/proc", "--dev", "/dev",
-            "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+    args = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(SCRATCH_MB * 1024 * 1024),
+        "--tmpfs",
+        "/tmp",
+    ]
     for path in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
     for prefix in {os.path.realpath(sys.base_prefix), sys.prefix}:  # Python, and the venv's packages

@@ -34,8 +34,9 @@ def summarize(records: list[dict], problems: list, num_samples: int) -> dict:
     by_task: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_task[record["task_id"]].append(record)
-    counts = {p.task_id: (len(by_task[p.task_id]), sum(r["passed"] for r in by_task[p.task_id]))
-              for p in problems}
+    counts = {
+        p.task_id: (len(by_task[p.task_id]), sum(r["passed"] for r in by_task[p.task_id])) for p in problems
+    }
     pass_k = pass_at_k_percent(list(counts.values()))
     failed = [p.task_id for p in problems if counts[p.task_id][1] == 0]
     return {
@@ -61,6 +62,11 @@ def _difficulty_scores(problems: list, counts: dict) -> dict:
         n, c = counts[p.task_id]
         if p.difficulty and n:
             groups[p.difficulty].append((n, c))
-    return {name: {"passed": sum(c > 0 for _, c in v), "total": len(v),
-                   "score": round(100.0 * float(np.mean([c / n for n, c in v])), 4)}
-            for name, v in groups.items()}
+    return {
+        name: {
+            "passed": sum(c > 0 for _, c in v),
+            "total": len(v),
+            "score": round(100.0 * float(np.mean([c / n for n, c in v])), 4),
+        }
+        for name, v in groups.items()
+    }

@@ -48,17 +48,25 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048, ben
     report = SelfCheck(isolation=sandbox.isolation)
     tasks = [p.data for p in HumanEval().problems()]
     canonical = [sandbox.submit(Job(program(t, t["canonical_solution"]), timeout, memory_mb)) for t in tasks]
-    bad = {name: sandbox.submit(Job(src, min(timeout, 0.5), min(memory_mb, 512)))
-           for name, (src, _) in KNOWN_BAD.items()}
+    bad = {
+        name: sandbox.submit(Job(src, min(timeout, 0.5), min(memory_mb, 512)))
+        for name, (src, _) in KNOWN_BAD.items()
+    }
     reference = sandbox.submit(Job(REFERENCE_LOOP, 30.0, memory_mb))
-    own = [(f"{b.name}: {name}", sandbox.submit(job), expected) for b in benchmarks
-           for name, job, expected in b.selfcheck_programs(min(timeout, 2.0), memory_mb)]
+    own = [
+        (f"{b.name}: {name}", sandbox.submit(job), expected)
+        for b in benchmarks
+        for name, job, expected in b.selfcheck_programs(min(timeout, 2.0), memory_mb)
+    ]
     outcomes = [f.result() for f in canonical]
     report.canonical_total = len(outcomes)
     report.canonical_passed = sum(o.passed for o in outcomes)
     report.slowest_canonical_s = max((o.seconds for o in outcomes), default=0.0)
-    report.problems += [f"canonical solution of {t['task_id']} did not pass: {o.message}"
-                        for t, o in zip(tasks, outcomes) if not o.passed]
+    report.problems += [
+        f"canonical solution of {t['task_id']} did not pass: {o.message}"
+        for t, o in zip(tasks, outcomes)
+        if not o.passed
+    ]
     for name, future in bad.items():
         outcome, expected = future.result(), KNOWN_BAD[name][1]
         if outcome.status != expected:
@@ -67,8 +75,9 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048, ben
         outcome = future.result()
         report.benchmark_checked.append(name)
         if outcome.status != expected:
-            report.problems.append(f"self-check program '{name}' gave {outcome.status} "
-                                   f"({outcome.message}), expected {expected}")
+            report.problems.append(
+                f"self-check program '{name}' gave {outcome.status} ({outcome.message}), expected {expected}"
+            )
     report.reference_loop_s = reference.result().seconds
     _calibrate(report, timeout)
     for message in report.warnings:
@@ -81,9 +90,11 @@ def _calibrate(report: SelfCheck, timeout: float) -> None:
     if report.slowest_canonical_s > timeout / 3:
         report.warnings.append(
             f"the slowest canonical solution took {report.slowest_canonical_s:.2f} s of the "
-            f"{timeout:g} s limit; right answers may time out here: raise --timeout")
+            f"{timeout:g} s limit; right answers may time out here: raise --timeout"
+        )
     if slowdown > 3:
         report.warnings.append(
             f"this machine runs Python {slowdown:.1f}x slower than a typical desktop core "
             f"({report.reference_loop_s:.2f} s for a {REFERENCE_SECONDS} s reference loop); "
-            f"consider --timeout {timeout * slowdown / 2:.0f}")
+            f"consider --timeout {timeout * slowdown / 2:.0f}"
+        )

@@ -64,7 +64,9 @@ class ResultsStore:
                             raise
                         atomic_write(self.file, text)
             except OSError as exc:
-                raise StoreError(f"cannot write the results file: {_reason(exc)}", where=str(self.file)) from None
+                raise StoreError(
+                    f"cannot write the results file: {_reason(exc)}", where=str(self.file)
+                ) from None
 
     @contextlib.contextmanager
     def reserve(self, run_id: str):
@@ -110,7 +112,9 @@ class ResultsStore:
         A missing results directory is created; a broken results file is reported."""
         for directory in (self.dir, self.dir / "samples"):
             if directory.exists() and not directory.is_dir():
-                raise StoreError("is not a directory (the results directory must be one)", where=str(directory))
+                raise StoreError(
+                    "is not a directory (the results directory must be one)", where=str(directory)
+                )
             probe = directory / f".benchkit-probe-{os.getpid()}-{threading.get_ident()}"
             try:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -118,7 +122,9 @@ class ResultsStore:
                 probe.unlink()
             except OSError as exc:
                 where = exc.filename if exc.filename and Path(exc.filename).parent != directory else directory
-                raise StoreError(f"results directory is not writable: {_reason(exc)}", where=str(where)) from None
+                raise StoreError(
+                    f"results directory is not writable: {_reason(exc)}", where=str(where)
+                ) from None
         self._read()
 
     def _read(self) -> dict:
@@ -166,10 +172,12 @@ class ResultsStore:
             try:
                 records.append(json.loads(line))
             except ValueError as exc:
-                raise StoreError(f"sample record is not valid JSON ({exc})", where=f"{path}:{number}") from None
+                raise StoreError(
+                    f"sample record is not valid JSON ({exc})", where=f"{path}:{number}"
+                ) from None
         return records
 
-    def sample_log(self, run_id: str) -> "SampleLog":
+    def sample_log(self, run_id: str) -> SampleLog:
         return SampleLog(self.samples_file(run_id))
 
 
@@ -197,8 +205,9 @@ class SampleLog:
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
-                raise StoreError(f"cannot append to the samples journal: {_reason(exc)}",
-                                 where=str(self.path)) from None
+                raise StoreError(
+                    f"cannot append to the samples journal: {_reason(exc)}", where=str(self.path)
+                ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -206,7 +215,7 @@ class SampleLog:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> "SampleLog":
+    def __enter__(self) -> SampleLog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,7 +248,7 @@ def _drop_torn_tail(path: Path) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -67,8 +67,11 @@ def load_sweep(path: str | Path, results_dir: str | Path = "results") -> Sweep:
     path = Path(path)
     spec = _parse(path)
     where = str(path)
-    for section, keys in [("grid", spec.grid), ("fixed", spec.fixed),
-                          *[(f"benchmarks.{b}", s or {}) for b, s in spec.benchmarks.items()]]:
+    for section, keys in [
+        ("grid", spec.grid),
+        ("fixed", spec.fixed),
+        *[(f"benchmarks.{b}", s or {}) for b, s in spec.benchmarks.items()],
+    ]:
         for key in keys:
             if key in NOT_SWEPT or key not in RunConfig.model_fields:
                 raise ConfigError(_unknown(key), where=f"{where}: {section}.{key}")
@@ -77,16 +80,24 @@ def load_sweep(path: str | Path, results_dir: str | Path = "results") -> Sweep:
             raise ConfigError("a grid entry needs at least one value", where=f"{where}: grid.{key}")
     models = [m for i, entry in enumerate(spec.models) for m in _models(entry, f"{where}: models[{i}]")]
     cells = []
-    for benchmark, model, values in itertools.product(spec.benchmarks, models,
-                                                      itertools.product(*spec.grid.values())):
+    for benchmark, model, values in itertools.product(
+        spec.benchmarks, models, itertools.product(*spec.grid.values())
+    ):
         grid = dict(zip(spec.grid, values))
         labels = {"benchmark": benchmark, "model": model["label"], **grid}
         if any(all(labels.get(k) == v for k, v in rule.items()) for rule in spec.exclude):
             continue
-        name = "/".join([benchmark, model["label"], *([",".join(f"{k}={v}" for k, v in grid.items())]
-                                                        if grid else [])])
-        settings = {**spec.fixed, **(spec.benchmarks[benchmark] or {}), **model["settings"], **grid,
-                    "benchmark": benchmark, "results_dir": results_dir}
+        name = "/".join(
+            [benchmark, model["label"], *([",".join(f"{k}={v}" for k, v in grid.items())] if grid else [])]
+        )
+        settings = {
+            **spec.fixed,
+            **(spec.benchmarks[benchmark] or {}),
+            **model["settings"],
+            **grid,
+            "benchmark": benchmark,
+            "results_dir": results_dir,
+        }
         cells.append(Cell(name, validate_config(settings, f"{where}: cell {name}"), labels))
     if not cells:
         raise ConfigError("every cell is excluded: nothing to run", where=f"{where}: exclude")
@@ -110,10 +121,11 @@ def _parse(path: Path) -> SweepFile:
     except ValidationError as exc:
         err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
         key = ".".join(str(p) for p in err["loc"])
-        message = {"extra_forbidden": "unknown key (known: name, benchmarks, models, grid, fixed, "
-                                      "exclude, resources)",
-                   "missing": "required key is missing"}.get(err["type"],
-                                                             f"{err['msg']} (got {err.get('input')!r})")
+        message = {
+            "extra_forbidden": "unknown key (known: name, benchmarks, models, grid, fixed, "
+            "exclude, resources)",
+            "missing": "required key is missing",
+        }.get(err["type"], f"{err['msg']} (got {err.get('input')!r})")
         raise ConfigError(message, where=f"{path}: {key}") from None
 
 
@@ -134,13 +146,19 @@ def _models(entry, where: str) -> list[dict]:
         if key not in RunConfig.model_fields or key in NOT_SWEPT:
             raise ConfigError(_unknown(key), where=f"{where}.{key}")
     if target is None:  # an endpoint
-        label = settings.get("model_name") or settings.get("base_url") or \
-            (Path(settings["script"]).stem if settings.get("script") else settings.get("backend", "model"))
+        label = (
+            settings.get("model_name")
+            or settings.get("base_url")
+            or (Path(settings["script"]).stem if settings.get("script") else settings.get("backend", "model"))
+        )
         return [{"label": str(label), "settings": settings}]
     if target == "embedded":
         return [{"label": "embedded", "settings": settings}]
-    paths = sorted(glob.glob(str(Path(target).expanduser()))) if glob.has_magic(target) \
+    paths = (
+        sorted(glob.glob(str(Path(target).expanduser())))
+        if glob.has_magic(target)
         else [str(Path(target).expanduser())]
+    )
     if not paths:
         raise ConfigError(f"no file matches {target!r}", where=where)
     found = []
@@ -159,8 +177,15 @@ def _check_benchmarks(cells: list[Cell], where: str) -> None:
 
     checked = set()
     for cell in cells:
-        key = (cell.config.benchmark, str(cell.config.problems_file), cell.config.start_date,
-               cell.config.end_date, cell.config.release, cell.config.platform, cell.config.difficulty)
+        key = (
+            cell.config.benchmark,
+            str(cell.config.problems_file),
+            cell.config.start_date,
+            cell.config.end_date,
+            cell.config.release,
+            cell.config.platform,
+            cell.config.difficulty,
+        )
         if key not in checked:
             checked.add(key)
             try:
@@ -229,18 +254,26 @@ def plan_table(sweep: Sweep, store: ResultsStore) -> str:
         left = state.samples_expected - state.samples_done
         info = model_info(state.cell.config)
         rate = rates.get((info.sha256 or info.path, state.cell.config.benchmark))
-        shown = {"done": "done", "new": "new"}.get(state.state, f"partial {state.samples_done}/"
-                                                   f"{state.samples_expected}")
+        shown = {"done": "done", "new": "new"}.get(
+            state.state, f"partial {state.samples_done}/{state.samples_expected}"
+        )
         estimate = "" if not left else (f"~{_duration(left * rate)}" if rate else "no stored run")
-        total_left, total_s, unknown = total_left + left, total_s + left * (rate or 0), \
-            unknown + bool(left and not rate)
+        total_left, total_s, unknown = (
+            total_left + left,
+            total_s + left * (rate or 0),
+            unknown + bool(left and not rate),
+        )
         rows.append((state.cell.name, shown, str(left), estimate))
-    widths = [max(len(r[i]) for r in rows + [("cell", "state", "samples left", "estimate")]) for i in range(4)]
+    widths = [
+        max(len(r[i]) for r in rows + [("cell", "state", "samples left", "estimate")]) for i in range(4)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(("cell", "state", "samples left", "estimate"), widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
-    lines.append(f"{len(rows)} cells, {sum(r[1] == 'done' for r in rows)} done; {total_left} samples left"
-                 + (f", ~{_duration(total_s)}" if total_s else "")
-                 + (f" (+ {unknown} cell(s) without a stored run to estimate from)" if unknown else ""))
+    lines.append(
+        f"{len(rows)} cells, {sum(r[1] == 'done' for r in rows)} done; {total_left} samples left"
+        + (f", ~{_duration(total_s)}" if total_s else "")
+        + (f" (+ {unknown} cell(s) without a stored run to estimate from)" if unknown else "")
+    )
     return "\n".join(lines)
 
 

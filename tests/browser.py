@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "results" / "screenshots"
 
 
@@ -48,8 +55,9 @@ def open_page(path: Path, screenshot_name: str) -> Page:
             page.on("pageerror", lambda exc: page_info.errors.append(str(exc)))
             page.on("request", lambda r: r.url.startswith("http") and page_info.network.append(r.url))
             page.goto(path.resolve().as_uri(), wait_until="load")
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0",
-                                   timeout=30_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0", timeout=30_000
+            )
             page.wait_for_timeout(500)  # let plotly finish its last draws
             page_info.plots = page.evaluate(PLOTS)
             page_info.title, page_info.text = page.title(), page.inner_text("body")

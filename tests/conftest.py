@@ -15,12 +15,18 @@ SHARED = REPO.parent / "shared"
 # What a marked test needs, and how to get it. Outside CI a missing one skips the test with
 # that reason; in CI (CI=true, as .ci/run runs) it fails it: CI must run everything.
 NEEDS = {
-    "needs_bwrap": (lambda: shutil.which("bwrap") is not None,
-                    "bubblewrap is not installed (apt-get install bubblewrap; scripts/install.sh does it)"),
-    "needs_chromium": (lambda: shutil.which("chromium") is not None,
-                       "chromium is not installed (apt-get install chromium; scripts/install.sh does it)"),
-    "needs_shared": (lambda: (SHARED / "data" / "lcb").is_dir(),
-                     f"{SHARED}/data/lcb is missing (the project's shared data, beside the checkout)"),
+    "needs_bwrap": (
+        lambda: shutil.which("bwrap") is not None,
+        "bubblewrap is not installed (apt-get install bubblewrap; scripts/install.sh does it)",
+    ),
+    "needs_chromium": (
+        lambda: shutil.which("chromium") is not None,
+        "chromium is not installed (apt-get install chromium; scripts/install.sh does it)",
+    ),
+    "needs_shared": (
+        lambda: (SHARED / "data" / "lcb").is_dir(),
+        f"{SHARED}/data/lcb is missing (the project's shared data, beside the checkout)",
+    ),
 }
 
 
@@ -50,14 +56,27 @@ def small_config(results_dir) -> RunConfig:
 
 def stored_run(run_id: str, status: str = "complete", **results) -> dict:
     """A minimal run record of the current schema, for store and analysis tests."""
-    return {"schema_version": 2, "run_id": run_id, "timestamp": "2026-11-25T10:00:00+00:00",
-            "benchmark": "human_eval", "model": "m", "status": status, "results": results}
+    return {
+        "schema_version": 2,
+        "run_id": run_id,
+        "timestamp": "2026-11-25T10:00:00+00:00",
+        "benchmark": "human_eval",
+        "model": "m",
+        "status": status,
+        "results": results,
+    }
 
 
 def benchkit_cli(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "benchkit", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "benchkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")

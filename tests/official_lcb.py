@@ -31,9 +31,15 @@ def _testing_util():
 def official_sample(problem) -> dict:
     """The official record a grader reads: the problem's tests as benchkit loaded them."""
     tests = problem.data["tests"]
-    return {"input_output": json.dumps({
-        "inputs": [t["input"] for t in tests], "outputs": [t["output"] for t in tests],
-        "fn_name": problem.data["fn_name"] if problem.data["testtype"] == "functional" else None})}
+    return {
+        "input_output": json.dumps(
+            {
+                "inputs": [t["input"] for t in tests],
+                "outputs": [t["output"] for t in tests],
+                "fn_name": problem.data["fn_name"] if problem.data["testtype"] == "functional" else None,
+            }
+        )
+    }
 
 
 def codegen_verdicts(problems, codes, processes=None, timeout=6) -> list[bool]:
@@ -42,11 +48,22 @@ def codegen_verdicts(problems, codes, processes=None, timeout=6) -> list[bool]:
     many processes as cores unless told."""
     with tempfile.TemporaryDirectory() as tmp:
         request, verdicts = Path(tmp) / "request.json", Path(tmp) / "verdicts.json"
-        request.write_text(json.dumps({"samples": [official_sample(p) for p in problems],
-                                       "codes": list(codes), "timeout": timeout,
-                                       "processes": processes or os.cpu_count()}))
-        subprocess.run([sys.executable, __file__, str(request), str(verdicts)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        request.write_text(
+            json.dumps(
+                {
+                    "samples": [official_sample(p) for p in problems],
+                    "codes": list(codes),
+                    "timeout": timeout,
+                    "processes": processes or os.cpu_count(),
+                }
+            )
+        )
+        subprocess.run(
+            [sys.executable, __file__, str(request), str(verdicts)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return json.loads(verdicts.read_text())
 
 
@@ -57,8 +74,13 @@ def _codegen_main(request_path, verdicts_path):
     from livecodebench.evaluation import codegen_metrics
 
     request = json.loads(Path(request_path).read_text())
-    _, results, _ = codegen_metrics(request["samples"], [[c] for c in request["codes"]], k_list=[1],
-                                    num_process_evaluate=request["processes"], timeout=request["timeout"])
+    _, results, _ = codegen_metrics(
+        request["samples"],
+        [[c] for c in request["codes"]],
+        k_list=[1],
+        num_process_evaluate=request["processes"],
+        timeout=request["timeout"],
+    )
     verdicts = [all(r > 0 for r in results[i][0]) for i in range(len(request["codes"]))]
     Path(verdicts_path).write_text(json.dumps(verdicts))
 

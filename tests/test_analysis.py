@@ -2,25 +2,55 @@ import json
 
 import pytest
 
-from benchkit.analysis import (category_table, compare, difficulty_table, markdown_table, pairwise,
-                                problem_matrix, runs_table, samples_table, score_interval)
+from benchkit.analysis import (
+    category_table,
+    compare,
+    difficulty_table,
+    markdown_table,
+    pairwise,
+    problem_matrix,
+    runs_table,
+    samples_table,
+    score_interval,
+)
 from benchkit.config import RunConfig
 from benchkit.errors import BenchkitError, StoreError
 from benchkit.runner import run
 from benchkit.store import ResultsStore
 from tests.conftest import benchkit_cli
 
-SEED_RUN = {"timestamp": "2025-03-01T10:00:00", "benchmark": "human_eval", "model": "seed-model",
-            "config": {"path": "/m.gguf", "gpu_layers": 99},
-            "results": {"score": 10.0, "time_taken": 5.0, "total_passed": 4, "total_problems": 40,
-                        "difficulty_scores": {}, "failed_tasks": []}}
+SEED_RUN = {
+    "timestamp": "2025-03-01T10:00:00",
+    "benchmark": "human_eval",
+    "model": "seed-model",
+    "config": {"path": "/m.gguf", "gpu_layers": 99},
+    "results": {
+        "score": 10.0,
+        "time_taken": 5.0,
+        "total_passed": 4,
+        "total_problems": 40,
+        "difficulty_scores": {},
+        "failed_tasks": [],
+    },
+}
 
 
 def make_run(store, run_id, passed, benchmark="human_eval", problems=40, quant="Q4_K_M", **results):
-    store.save({"run_id": run_id, "benchmark": benchmark, "model": run_id, "status": "complete",
-                "config": {"model_quant": quant, "temperature": 0.0, "gpu_layers": -1},
-                "results": {"score": 100 * len(passed) / problems, "time_taken": 1.0,
-                            "total_problems": problems, **results}})
+    store.save(
+        {
+            "run_id": run_id,
+            "benchmark": benchmark,
+            "model": run_id,
+            "status": "complete",
+            "config": {"model_quant": quant, "temperature": 0.0, "gpu_layers": -1},
+            "results": {
+                "score": 100 * len(passed) / problems,
+                "time_taken": 1.0,
+                "total_problems": problems,
+                **results,
+            },
+        }
+    )
     with store.sample_log(run_id) as log:
         for i in range(problems):
             log.write({"task_id": f"T/{i}", "sample": 0, "passed": i in passed})
@@ -39,7 +69,7 @@ def test_a_real_difference_is_significant(store):
     make_run(store, "b", set(range(30)))
     result = compare("a", "b", store.dir)
     assert (result.problems, result.only_a, result.only_b) == (40, 0, 10)
-    assert result.p_value == pytest.approx(2 * 0.5 ** 10)
+    assert result.p_value == pytest.approx(2 * 0.5**10)
     assert result.difference == pytest.approx(25.0) and 0 < result.ci_low < 25 < result.ci_high
     assert result.significant and "significant" in result.summary()
 
@@ -114,10 +144,22 @@ def test_score_interval_is_wilsons():
 
 
 def test_tables_per_difficulty_category_and_problem(store):
-    make_run(store, "a", {0, 1}, problems=4, difficulty_scores={"hard": 0.0, "easy": 50.0},
-             categories={"passed": 2, "wrong_answer": 1, "truncated": 1})
-    make_run(store, "b", {1}, problems=4, difficulty_scores={"easy": 25.0, "medium": 0.0},
-             categories={"passed": 1, "wrong_answer": 3})
+    make_run(
+        store,
+        "a",
+        {0, 1},
+        problems=4,
+        difficulty_scores={"hard": 0.0, "easy": 50.0},
+        categories={"passed": 2, "wrong_answer": 1, "truncated": 1},
+    )
+    make_run(
+        store,
+        "b",
+        {1},
+        problems=4,
+        difficulty_scores={"easy": 25.0, "medium": 0.0},
+        categories={"passed": 1, "wrong_answer": 3},
+    )
     runs = runs_table(store.dir, run_ids=["a", "b"])
     difficulty = difficulty_table(runs, store.dir)
     assert list(difficulty.columns) == ["easy", "medium", "hard"]
@@ -169,8 +211,16 @@ def test_runs_whose_labels_would_clash_stay_apart(store):
 
 def test_several_samples_per_problem_use_a_signed_rank_test(store):
     for run_id, passes in (("a", 10), ("b", 11)):
-        store.save({"run_id": run_id, "benchmark": "human_eval", "model": "m", "status": "complete",
-                    "config": {"num_samples": 20}, "results": {"score": passes * 5.0, "total_problems": 40}})
+        store.save(
+            {
+                "run_id": run_id,
+                "benchmark": "human_eval",
+                "model": "m",
+                "status": "complete",
+                "config": {"num_samples": 20},
+                "results": {"score": passes * 5.0, "total_problems": 40},
+            }
+        )
         with store.sample_log(run_id) as log:
             for i in range(40):
                 for j in range(20):

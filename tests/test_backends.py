@@ -20,9 +20,20 @@ def _reference(backend, prompt, sampling):
     """What benchkit generated before: create_completion on a fresh context."""
     backend.llm.reset()
     reply = backend.llm.create_completion(
-        prompt, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=1.0, top_k=0,
-        min_p=0.0, typical_p=1.0, repeat_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0,
-        mirostat_mode=0, seed=sampling.seed, stop=sampling.stop)
+        prompt,
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=1.0,
+        top_k=0,
+        min_p=0.0,
+        typical_p=1.0,
+        repeat_penalty=1.0,
+        frequency_penalty=0.0,
+        presence_penalty=0.0,
+        mirostat_mode=0,
+        seed=sampling.seed,
+        stop=sampling.stop,
+    )
     return reply["choices"][0]["text"], reply["usage"]["completion_tokens"]
 
 
@@ -30,7 +41,9 @@ def test_several_samples_share_one_prompt_evaluation_and_keep_their_texts(backen
     """--num-samples N: the prompt is evaluated once per problem; sample i (seed + i) still
     gets the text a fresh evaluation of the prompt gives it."""
     prompt = HumanEval().problems()[10].prompt
-    samplings = [Sampling(temperature=0.8, max_tokens=32, stop=COMPLETION_STOP, seed=100 + i) for i in range(3)]
+    samplings = [
+        Sampling(temperature=0.8, max_tokens=32, stop=COMPLETION_STOP, seed=100 + i) for i in range(3)
+    ]
     backend.last_prompt = None
     generations = [backend.generate(prompt, samplings[0])]
     evaluated = backend.last_prompt[1]

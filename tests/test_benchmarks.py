@@ -56,8 +56,10 @@ def test_chat_style_takes_the_last_fenced_block(human_eval):
     problem = human_eval.problems()[2]  # truncate_number
     messages = human_eval.prompt(problem, "chat")
     assert messages[0]["role"] == "user" and problem.prompt in messages[0]["content"]
-    reply = ("Sure:\n```python\ndef helper(): pass\n```\nFinal:\n```python\n"
-             "def truncate_number(number: float) -> float:\n    return number % 1.0\n```\nDone.")
+    reply = (
+        "Sure:\n```python\ndef helper(): pass\n```\nFinal:\n```python\n"
+        "def truncate_number(number: float) -> float:\n    return number % 1.0\n```\nDone."
+    )
     completion = human_eval.completion(problem, reply, "chat")
     assert completion.startswith("\ndef truncate_number")
     assert human_eval.completion(problem, "no code here", "chat") is None
@@ -65,12 +67,15 @@ def test_chat_style_takes_the_last_fenced_block(human_eval):
     assert body == "    return number % 1.0\n"
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ("```python\nx = 1\n```", "x = 1\n"),
-    ("```py\nx = 1\n```\ntext\n```\ny = 2\n```", "y = 2\n"),
-    ("intro\n```python\nx = 1\ny = 2", "x = 1\ny = 2\n"),   # cut off at max_tokens
-    ("no fences", None),
-])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ("```python\nx = 1\n```", "x = 1\n"),
+        ("```py\nx = 1\n```\ntext\n```\ny = 2\n```", "y = 2\n"),
+        ("intro\n```python\nx = 1\ny = 2", "x = 1\ny = 2\n"),  # cut off at max_tokens
+        ("no fences", None),
+    ],
+)
 def test_last_code_block(reply, expected):
     assert last_code_block(reply) == expected
 
@@ -78,10 +83,21 @@ def test_last_code_block(reply, expected):
 @pytest.mark.slow
 def test_chat_style_with_a_real_chat_template(tmp_path, model_path):
     templated = tmp_path / "gemma-chat.gguf"
-    subprocess.run([str(Path(sys.executable).parent / "gguf-new-metadata"), str(model_path), str(templated),
-                    "--chat-template", GEMMA_TEMPLATE, "--force"], check=True, capture_output=True)
-    config = RunConfig(model=templated, prompt_style="chat", limit=2, max_tokens=48,
-                       results_dir=tmp_path / "results")
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "gguf-new-metadata"),
+            str(model_path),
+            str(templated),
+            "--chat-template",
+            GEMMA_TEMPLATE,
+            "--force",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = RunConfig(
+        model=templated, prompt_style="chat", limit=2, max_tokens=48, results_dir=tmp_path / "results"
+    )
     record = run(config, progress=False)
     assert record["status"] == "complete" and record["config"]["settings"]["prompt_style"] == "chat"
     assert record["config"]["model"]["has_chat_template"] is True

@@ -1,10 +1,14 @@
 import pytest
+from pydantic import ValidationError
 
 from benchkit.config import RunConfig, load_parameters
 from benchkit.errors import ConfigError
 
-REPO_PARAMS = ["parameters/human_eval-gemma3-270m.yaml", "parameters/human_eval-smoke.yaml",
-               "parameters/lcb-gemma3-270m.yaml"]
+REPO_PARAMS = [
+    "parameters/human_eval-gemma3-270m.yaml",
+    "parameters/human_eval-smoke.yaml",
+    "parameters/lcb-gemma3-270m.yaml",
+]
 
 
 @pytest.mark.parametrize("name", REPO_PARAMS)
@@ -45,7 +49,7 @@ def test_not_a_mapping(tmp_path):
 
 
 def test_out_of_range_value():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="top_p"):
         RunConfig(top_p=0)
 
 

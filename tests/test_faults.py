@@ -41,9 +41,15 @@ class Run:
         command = [sys.executable, "-m", "benchkit", "run", *ARGS, "--results-dir", str(results), *extra]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # a slow-machine warning is not a fault
         ignore_hup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
-        self.proc = subprocess.Popen(command + (["--notebook"] if notebook else []), cwd=REPO, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=ignore_hup)
+        self.proc = subprocess.Popen(
+            command + (["--notebook"] if notebook else []),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=ignore_hup,
+        )
         self.seen: set[tuple[int, str]] = set()
 
     def journal_lines(self) -> int:
@@ -58,7 +64,9 @@ class Run:
             if condition():
                 return
             if self.proc.poll() is not None:
-                pytest.fail(f"run ended (exit {self.proc.returncode}) before {what}: {self.proc.stderr.read()}")
+                pytest.fail(
+                    f"run ended (exit {self.proc.returncode}) before {what}: {self.proc.stderr.read()}"
+                )
             time.sleep(0.05)
         self.proc.kill()
         pytest.fail(f"no {what} within {DEADLINE} s")
@@ -110,7 +118,8 @@ def assert_no_leftovers(seen: set[tuple[int, str]]) -> None:
         time.sleep(0.1)
     left = [pid for pid, start in seen if _alive(pid, start)]
     assert not left, "left behind: " + "; ".join(
-        Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in left)
+        Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in left
+    )
 
 
 def assert_one_line(err: str, *needles: str) -> str:
@@ -154,8 +163,12 @@ def tmpfs():
 
     def mount(path: Path, size: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); disk-full faults need one")
         mounted.append(path)
@@ -188,9 +201,12 @@ def test_disk_full_on_a_24k_results_directory_then_resume(tmp_path, tmpfs):
     record = only_run(results)
     before = journal(results, record["run_id"])
     assert rc == 1
-    assert_one_line(err, f"{ResultsStore(results).samples_file(record['run_id'])}: cannot append to the "
-                    "samples journal: No space left on device",
-                    f"run {record['run_id']} marked failed with {len(before)} of 12 samples stored")
+    assert_one_line(
+        err,
+        f"{ResultsStore(results).samples_file(record['run_id'])}: cannot append to the "
+        "samples journal: No space left on device",
+        f"run {record['run_id']} marked failed with {len(before)} of 12 samples stored",
+    )
     assert record["status"] == "failed" and record["results"]["samples_done"] == len(before) > 0
     subprocess.run(["mount", "-o", "remount,size=8m", str(results)], check=True)  # space freed
     resume_completes(results, record["run_id"], before, expected=12)
@@ -206,8 +222,11 @@ def test_disk_full_while_appending_to_the_journal(tmp_path, tmpfs):
     record = only_run(results)
     path = ResultsStore(results).samples_file(record["run_id"])
     assert rc == 1
-    assert_one_line(err, f"{path}: cannot append to the samples journal: No space left on device",
-                    f"run {record['run_id']} marked failed")
+    assert_one_line(
+        err,
+        f"{path}: cannot append to the samples journal: No space left on device",
+        f"run {record['run_id']} marked failed",
+    )
     before = journal(results, record["run_id"])
     assert record["status"] == "failed" and record["results"]["samples_done"] == len(before) >= 1
     filler.unlink()
@@ -245,8 +264,11 @@ def test_results_file_unwritable_mid_run_then_resume(tmp_path):
     record = only_run(results)
     before = journal(results, record["run_id"])
     assert rc == 1
-    assert_one_line(err, f"{results / 'benchmark_results.json'}: cannot write the results file: "
-                         "Operation not permitted", "could not be marked complete: --resume completes it")
+    assert_one_line(
+        err,
+        f"{results / 'benchmark_results.json'}: cannot write the results file: Operation not permitted",
+        "could not be marked complete: --resume completes it",
+    )
     assert record["status"] == "running" and len(before) == LIMIT  # what the file held before
     resume_completes(results, record["run_id"], before)
     assert not list(results.glob(".reserve-*")) and not list(results.glob(".*.tmp"))
@@ -262,8 +284,13 @@ def _immutable(path: Path):
 
 def _read_only_bind(path: Path):
     path.mkdir(parents=True)
-    done = subprocess.run(f"mount --bind {path} {path} && mount -o remount,bind,ro {path}",
-                          shell=True, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        f"mount --bind {path} {path} && mount -o remount,bind,ro {path}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
     return lambda: subprocess.run(["umount", str(path)], check=True)
@@ -274,20 +301,39 @@ def _a_file(path: Path) -> None:
     path.write_text("x")
 
 
-@pytest.mark.parametrize("make,where,reason", [
-    (_immutable, "results", "results directory is not writable: Operation not permitted"),
-    (_read_only_bind, "results", "results directory is not writable: Read-only file system"),
-    (_a_file, "results", "is not a directory"),
-    (_a_file, "results/samples", "is not a directory"),
-], ids=["chattr+i", "read-only-mount", "file-as-results-dir", "file-as-samples-dir"])
+@pytest.mark.parametrize(
+    "make,where,reason",
+    [
+        (_immutable, "results", "results directory is not writable: Operation not permitted"),
+        (_read_only_bind, "results", "results directory is not writable: Read-only file system"),
+        (_a_file, "results", "is not a directory"),
+        (_a_file, "results/samples", "is not a directory"),
+    ],
+    ids=["chattr+i", "read-only-mount", "file-as-results-dir", "file-as-samples-dir"],
+)
 def test_unwritable_results_directory_is_refused_before_the_model(tmp_path, make, where, reason):
     results, blocked = tmp_path / "results", tmp_path / where
     undo = make(blocked)
     try:
         # a model that does not exist: were the model looked at first, this would be the error
-        done = subprocess.run([sys.executable, "-m", "benchkit", "run", *ARGS, "--model",
-                               str(tmp_path / "absent.gguf"), "--results-dir", str(results)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchkit",
+                "run",
+                *ARGS,
+                "--model",
+                str(tmp_path / "absent.gguf"),
+                "--results-dir",
+                str(results),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 1
         assert_one_line(done.stderr, f"{blocked}: {reason}")
     finally:
@@ -313,8 +359,12 @@ def test_stop_signal_mid_run_marks_it_interrupted(tmp_path, signum):
     record = only_run(results)
     before = journal(results, record["run_id"])
     assert rc == 128 + signum
-    assert_one_line(err, f"stopped by {signum.name}", f"run {record['run_id']} marked interrupted with "
-                    f"{len(before)} of {LIMIT} samples stored", "--resume")
+    assert_one_line(
+        err,
+        f"stopped by {signum.name}",
+        f"run {record['run_id']} marked interrupted with {len(before)} of {LIMIT} samples stored",
+        "--resume",
+    )
     assert record["status"] == "interrupted" and 1 <= len(before) < LIMIT
     resume_completes(results, record["run_id"], before)
 
@@ -434,8 +484,11 @@ def test_notebook_run_stopped_by_sigterm_marks_the_kernels_run_interrupted(tmp_p
     record = only_run(results)
     before = journal(results, record["run_id"])
     assert rc == 128 + signal.SIGTERM
-    last_line(err, "stopped by SIGTERM", f"run {record['run_id']} marked interrupted with "
-              f"{len(before)} of {LIMIT} samples stored")
+    last_line(
+        err,
+        "stopped by SIGTERM",
+        f"run {record['run_id']} marked interrupted with {len(before)} of {LIMIT} samples stored",
+    )
     assert record["status"] == "interrupted" and len(before) < LIMIT
     resume_completes(results, record["run_id"], before)
 

@@ -55,18 +55,47 @@ def lab(tmp_path_factory):
     root, results = base / "project", base / "project" / "results"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BENCHKIT_PROGRESS_SECONDS": "2",
-           **{name: str(base / "jupyter" / name.lower()) for name in (
-               "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENCHKIT_PROGRESS_SECONDS": "2",
+        **{
+            name: str(base / "jupyter" / name.lower())
+            for name in (
+                "JUPYTER_CONFIG_DIR",
+                "JUPYTER_RUNTIME_DIR",
+                "JUPYTERLAB_SETTINGS_DIR",
+                "JUPYTERLAB_WORKSPACES_DIR",
+            )
+        },
+    }
     log = (base / "lab.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.extension_manager=readonly",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: server.poll() is not None or _answers(f"{url}/api/status?token={token}"), 120, "JupyterLab to start")
+        _wait(
+            lambda: server.poll() is not None or _answers(f"{url}/api/status?token={token}"),
+            120,
+            "JupyterLab to start",
+        )
         assert server.poll() is None, (base / "lab.log").read_text()[-3000:]
         yield Lab(url, token, root, results, base / "screenshots")
     finally:
@@ -150,8 +179,9 @@ def _with_parameters(lab: Lab, source: str, target: str, **values) -> str:
 
 
 def _plots(page) -> list[dict]:
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0",
-                           timeout=2 * MINUTE)
+    page.wait_for_function(
+        "document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0", timeout=2 * MINUTE
+    )
     page.wait_for_timeout(1000)  # plotly's last draws
     plots = page.evaluate(PLOTS)
     for plot in plots:
@@ -168,8 +198,10 @@ def _no_error_outputs(page) -> None:
 @pytest.fixture(scope="module")
 def two_runs(lab) -> list[str]:
     """Two real runs of the embedded model in the Lab's results/, answers cut at 8 and 16 tokens."""
-    return [run(RunConfig(limit=3, max_tokens=tokens, results_dir=lab.results), progress=False)["run_id"]
-            for tokens in (8, 16)]
+    return [
+        run(RunConfig(limit=3, max_tokens=tokens, results_dir=lab.results), progress=False)["run_id"]
+        for tokens in (8, 16)
+    ]
 
 
 def test_compare_notebook_pickers_and_figures_in_lab(lab, two_runs):
@@ -237,8 +269,15 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab, backend):
     from benchkit.backends.server_build import find_llama_server
 
     server = {"server_binary": str(find_llama_server())} if backend == "llama_server" else {}
-    notebook = _with_parameters(lab, "human_eval.ipynb", f"human_eval-restart-{backend}.ipynb", limit=20,
-                                max_tokens=48, backend=backend, **server)
+    notebook = _with_parameters(
+        lab,
+        "human_eval.ipynb",
+        f"human_eval-restart-{backend}.ipynb",
+        limit=20,
+        max_tokens=48,
+        backend=backend,
+        **server,
+    )
     store = ResultsStore(lab.results)
     before = {r["run_id"] for r in store.runs()}
     with notebook_page(lab, notebook) as page:

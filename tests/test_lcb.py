@@ -47,6 +47,7 @@ def test_no_problems_file_says_where_to_get_them():
 class _Evil:
     def __reduce__(self):
         import os
+
         return (os.system, ("touch /tmp/benchkit-pwned",))
 
 
@@ -89,8 +90,12 @@ def test_a_problem_without_tests_still_needs_a_program_that_loads(tmp_path):
     (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
     benchmark = get_benchmark("lcb", RunConfig(benchmark="lcb", problems_file=tmp_path))
     samples = tmp_path / "s.jsonl"
-    samples.write_text(json.dumps({"task_id": "no_tests", "completion": "print(1)"}) + "\n"
-                       + json.dumps({"task_id": "no_tests", "completion": "print(:"}) + "\n")
+    samples.write_text(
+        json.dumps({"task_id": "no_tests", "completion": "print(1)"})
+        + "\n"
+        + json.dumps({"task_id": "no_tests", "completion": "print(:"})
+        + "\n"
+    )
     out, _ = grade_file(samples, benchmark, 6.0, 2048, progress=False)
     assert [json.loads(line)["passed"] for line in out.read_text().splitlines()] == [True, False]
 
@@ -99,7 +104,9 @@ def test_a_problem_without_tests_still_needs_a_program_that_loads(tmp_path):
 def test_date_platform_and_difficulty_filters(problems):
     window = lcb(start_date="2025-02-01", end_date="2025-03-31").problems()
     assert window and all("2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in window)
-    assert len(window) == sum("2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in problems.values())
+    assert len(window) == sum(
+        "2025-02-01" <= p.data["contest_date"] <= "2025-03-31" for p in problems.values()
+    )
     assert all(p.difficulty == "hard" for p in lcb(difficulty="hard").problems())
     assert all(p.data["platform"] == "leetcode" for p in lcb(platform="leetcode").problems())
     with pytest.raises(ConfigError, match="no LiveCodeBench problem matches"):
@@ -111,9 +118,11 @@ def test_release_windows_follow_the_official_files(tmp_path):
     (tmp_path / "test.jsonl").write_text("\n".join(lines[:100]) + "\n")
     (tmp_path / "test2.jsonl").write_text("\n".join(lines[100:250]) + "\n")
     (tmp_path / "test3.jsonl").write_text("\n".join(lines[250:]) + "\n")
+
     def count(release):
         config = RunConfig(benchmark="lcb", problems_file=tmp_path, release=release)
         return len(get_benchmark("lcb", config).problems())
+
     assert (count("v1"), count("release_v2"), count("v3"), count(None)) == (100, 250, 380, 380)
     with pytest.raises(ConfigError, match="official file names"):
         lcb(release="v2").problems()
@@ -140,8 +149,15 @@ def official_sample(k=240, seed=7):
 def test_verdicts_match_the_official_ones(tmp_path, problems):
     rows = official_sample()
     path = tmp_path / "samples.jsonl"
-    path.write_text("".join(json.dumps({"task_id": r["question_id"], "completion": r["code"],
-                                        "expected": r["expected_verdict"]}) + "\n" for r in rows))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"task_id": r["question_id"], "completion": r["code"], "expected": r["expected_verdict"]}
+            )
+            + "\n"
+            for r in rows
+        )
+    )
     out, _ = grade_file(path, lcb(), 6.0, 2048, progress=False)
     graded = [json.loads(line) for line in out.read_text().splitlines()]
     # public tests only (but 1873_A): we may pass programs the private tests fail, never the reverse
@@ -159,8 +175,9 @@ def test_verdicts_equal_the_official_grader_on_the_same_tests(tmp_path, problems
 
     rows = official_sample(k=200, seed=11)
     path = tmp_path / "samples.jsonl"
-    path.write_text("".join(json.dumps({"task_id": r["question_id"], "completion": r["code"]}) + "\n"
-                            for r in rows))
+    path.write_text(
+        "".join(json.dumps({"task_id": r["question_id"], "completion": r["code"]}) + "\n" for r in rows)
+    )
     out, _ = grade_file(path, lcb(), 6.0, 2048, progress=False)
     ours = [json.loads(line) for line in out.read_text().splitlines()]
     theirs = [official_verdict(problems[r["question_id"]], r["code"]) for r in rows]
@@ -174,8 +191,14 @@ def test_real_run_of_the_embedded_model_on_a_date_window(tmp_path):
     from benchkit.runner import run
     from benchkit.store import ResultsStore
 
-    config = RunConfig(benchmark="lcb", problems_file=PROBLEMS, start_date="2025-03-01", limit=3,
-                       max_tokens=64, results_dir=tmp_path)
+    config = RunConfig(
+        benchmark="lcb",
+        problems_file=PROBLEMS,
+        start_date="2025-03-01",
+        limit=3,
+        max_tokens=64,
+        results_dir=tmp_path,
+    )
     record = run(config, progress=False)
     res, cfg = record["results"], record["config"]
     assert record["status"] == "complete" and res["total_problems"] == 3
@@ -205,10 +228,10 @@ def test_corrected_comparison_fixes_known_false_negatives_and_counts_them(tmp_pa
     record.update(public_test_cases=json.dumps(tests), private_test_cases="None", question_id="third")
     (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
     programs = [
-        "n = int(input())\nprint(1 / n)",                                     # float within 1e-6
+        "n = int(input())\nprint(1 / n)",  # float within 1e-6
         "import sys\nn = int(input())\nsys.stdout.buffer.write(b'0.3333333\\n')",  # stdout.buffer
-        "n = int(input())\nprint('0.3333333')",                               # right either way
-        "n = int(input())\nprint(0.5)",                                       # wrong either way
+        "n = int(input())\nprint('0.3333333')",  # right either way
+        "n = int(input())\nprint(0.5)",  # wrong either way
     ]
     samples = tmp_path / "samples" / "s.jsonl"
     samples.parent.mkdir()
@@ -232,7 +255,9 @@ def test_corrected_comparison_lifts_the_int_digit_limit(tmp_path):
     record.update(public_test_cases=json.dumps(tests), private_test_cases="None", question_id="big")
     (tmp_path / "test.jsonl").write_text(json.dumps(record) + "\n")
     samples = tmp_path / "samples.txt"
-    samples.write_text(json.dumps({"task_id": "big", "completion": "input()\nprint(int('7' * 60000))"}) + "\n")
+    samples.write_text(
+        json.dumps({"task_id": "big", "completion": "input()\nprint(int('7' * 60000))"}) + "\n"
+    )
     config = RunConfig(benchmark="lcb", problems_file=tmp_path, lcb_corrected=True)
     out, summary = grade_file(samples, get_benchmark("lcb", config), 6.0, 2048, progress=False)
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]

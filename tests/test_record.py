@@ -21,6 +21,7 @@ V1_RUN = "20261125-074706-human_eval-75596e"
 def copy_of(tmp_path):
     def copy(name):
         return shutil.copytree(FIXTURES / name, tmp_path / name)
+
     return copy
 
 
@@ -31,7 +32,10 @@ def test_seed_file_loads_with_every_seed_key_in_place(copy_of):
     assert human_eval["schema_version"] == lcb["schema_version"] == SCHEMA_VERSION
     assert human_eval["status"] == "complete" and "run_id" not in human_eval
     assert human_eval["command"].startswith(".venv/bin/python bench_runner.py")  # unknown keys kept
-    assert lcb["config"]["path"].endswith("smollm2-1.7b-instruct-q4_k_m.gguf") and lcb["config"]["gpu_layers"] == 40
+    assert (
+        lcb["config"]["path"].endswith("smollm2-1.7b-instruct-q4_k_m.gguf")
+        and lcb["config"]["gpu_layers"] == 40
+    )
     assert lcb["results"]["difficulty_scores"]["easy"] == {"passed": 9, "total": 115, "score": 100 * 9 / 115}
     assert lcb["results"]["failed_tasks"] == ["atcoder/abc374/abc374_a"] * 2  # as stored, not rewritten
     store.save(stored_run("new"))

@@ -24,8 +24,10 @@ def real_runs(tmp_path_factory):
     """Greedy HumanEval on the first 30 problems, answers cut at 12 and at 24 tokens: the model's
     short right answers (HumanEval/23, /28 in 9-10 tokens, /29 in 18) make real flips."""
     results = tmp_path_factory.mktemp("compare") / "results"
-    records = [run(RunConfig(limit=30, max_tokens=tokens, results_dir=results), progress=False)
-               for tokens in (12, 24)]
+    records = [
+        run(RunConfig(limit=30, max_tokens=tokens, results_dir=results), progress=False)
+        for tokens in (12, 24)
+    ]
     return results, [r["run_id"] for r in records]
 
 
@@ -67,8 +69,13 @@ def test_report_opens_in_chromium_with_every_plot_drawn(real_runs, tmp_path):
 def test_compare_notebook_runs_headless_and_its_export_opens_in_chromium(real_runs, tmp_path):
     results, run_ids = real_runs
     executed = tmp_path / "compare.ipynb"
-    papermill.execute_notebook(str(COMPARE_NOTEBOOK), str(executed), cwd=str(REPO), progress_bar=False,
-                               parameters={"results_dir": str(results), "interactive": False})
+    papermill.execute_notebook(
+        str(COMPARE_NOTEBOOK),
+        str(executed),
+        cwd=str(REPO),
+        progress_bar=False,
+        parameters={"results_dir": str(results), "interactive": False},
+    )
     outputs = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])]
     assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs) >= 4
     page = open_page(export_html(executed), "compare-notebook")
@@ -79,11 +86,20 @@ def test_compare_notebook_runs_headless_and_its_export_opens_in_chromium(real_ru
 def test_compare_notebook_with_widgets_under_a_real_kernel(real_runs, tmp_path):
     results, _ = real_runs
     executed = tmp_path / "compare-widgets.ipynb"
-    papermill.execute_notebook(str(COMPARE_NOTEBOOK), str(executed), cwd=str(REPO), progress_bar=False,
-                               parameters={"results_dir": str(results)})
+    papermill.execute_notebook(
+        str(COMPARE_NOTEBOOK),
+        str(executed),
+        cwd=str(REPO),
+        progress_bar=False,
+        parameters={"results_dir": str(results)},
+    )
     nb = nbformat.read(executed, as_version=4)
-    views = [o for c in nb.cells for o in c.get("outputs", [])
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    views = [
+        o
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(views) == 1
     state = json.dumps(nb.metadata.get("widgets", {}))
     assert "SelectMultiple" in state and "human_eval" in state

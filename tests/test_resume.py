@@ -52,8 +52,9 @@ def test_resume_without_a_run_id_finds_the_run(backend, llama_server, tmp_path):
     first = run(config, progress=False)
     interrupt_stored(config.results_dir, first["run_id"], drop_last_sample=True)
 
-    resumed = run(RunConfig(**settings_of(backend, llama_server, tmp_path / "results")), resume=True,
-                  progress=False)
+    resumed = run(
+        RunConfig(**settings_of(backend, llama_server, tmp_path / "results")), resume=True, progress=False
+    )
     assert resumed["run_id"] == first["run_id"] and resumed["status"] == "complete"
     assert resumed["config"]["settings"] == first["config"]["settings"]
     samples = ResultsStore(config.results_dir).samples(first["run_id"])

@@ -40,8 +40,12 @@ def test_the_analysis_finds_no_answer_that_left_a_loop():
 
 
 def test_analysis_command_prints_the_threshold_table():
-    done = subprocess.run([sys.executable, "-m", "benchkit.runaway", "--analyse", str(STORED)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchkit.runaway", "--analyse", str(STORED)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "repeat" in done.stdout and "counter" in done.stdout and "filler" in done.stdout
 
@@ -67,8 +71,13 @@ def test_loops_stop(name):
 NEAR_LOOPS = {
     "elif chain with different bodies": "".join(
         f"    elif n == {i}:\n        return '{word}'\n"
-        for i, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen".split())),
-    "lookup table": "    table = {\n" + "".join(f"        '{c}': '{c.upper()}',\n" for c in "abcdefghijklmnopqrst") + "    }\n",
+        for i, word in enumerate(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen".split()
+        )
+    ),
+    "lookup table": "    table = {\n"
+    + "".join(f"        '{c}': '{c.upper()}',\n" for c in "abcdefghijklmnopqrst")
+    + "    }\n",
     "five copies of a line": "    x = 1\n" + "    x += 1\n" * 5 + "    return x\n",
     "repeated call with blank lines between": ("    step()\n\n" * 5) + "    return done\n",
     "a few comment lines": "    # first\n" * 5 + "\n" * 5 + "    return 1\n",
@@ -86,7 +95,7 @@ def test_any_chunking_finds_the_same_place():
     whole = find_loop(text)
     for size in (1, 3, 7, 50):
         detector = LoopDetector()
-        found = next(filter(None, (detector.feed(text[i:i + size]) for i in range(0, len(text), size))))
+        found = next(filter(None, (detector.feed(text[i : i + size]) for i in range(0, len(text), size))))
         assert found == whole
 
 
@@ -107,8 +116,14 @@ def test_a_run_stored_before_the_rule_existed_resumes_without_it():
     from benchkit.runner import _config_of
 
     stored = RunConfig().model_dump(mode="json", exclude={"model", "results_dir", "stop_runaway"})
-    v1 = {"run_id": "r", "benchmark": "human_eval", "model": "old", "status": "interrupted",
-          "config": {**stored, "path": "old.gguf", "model_size": 0}, "results": {}}  # benchkit 0.1's
+    v1 = {
+        "run_id": "r",
+        "benchmark": "human_eval",
+        "model": "old",
+        "status": "interrupted",
+        "config": {**stored, "path": "old.gguf", "model_size": 0},
+        "results": {},
+    }  # benchkit 0.1's
     assert _config_of(migrate(v1, "test"), RunConfig()).stop_runaway is False
     current = migrate(v1, "test")
     current["config"]["settings"]["stop_runaway"] = True
@@ -126,7 +141,9 @@ def _problem(task_id):
 @pytest.fixture(scope="module")
 def in_process(model_path):
     # one thread: on a shared machine two spinning threads crawl; the count does not change the text
-    backends = {rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model_path) for rule in (True, False)}
+    backends = {
+        rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model_path) for rule in (True, False)
+    }
     yield backends
     for backend in backends.values():
         backend.close()
@@ -153,12 +170,26 @@ def test_without_the_rule_generation_equals_create_completion(in_process, temper
         ours = backend.generate(_problem(task_id).prompt, sampling)
         backend.llm.reset()
         reply = backend.llm.create_completion(
-            _problem(task_id).prompt, max_tokens=48, temperature=temperature, top_p=1.0, top_k=0,
-            min_p=0.0, typical_p=1.0, repeat_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0,
-            mirostat_mode=0, seed=7, stop=COMPLETION_STOP)
+            _problem(task_id).prompt,
+            max_tokens=48,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=0,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=1.0,
+            frequency_penalty=0.0,
+            presence_penalty=0.0,
+            mirostat_mode=0,
+            seed=7,
+            stop=COMPLETION_STOP,
+        )
         choice = reply["choices"][0]
         assert (ours.text, ours.tokens, ours.finish_reason) == (
-            choice["text"], reply["usage"]["completion_tokens"], choice["finish_reason"])
+            choice["text"],
+            reply["usage"]["completion_tokens"],
+            choice["finish_reason"],
+        )
 
 
 def _problems_file(tmp_path, task_ids):
@@ -173,8 +204,9 @@ def _problems_file(tmp_path, task_ids):
 @pytest.mark.slow
 def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
     problems = _problems_file(tmp_path, ["HumanEval/2", LOOPING])
-    config = RunConfig(problems_file=[problems], max_tokens=120, n_threads=1, results_dir=tmp_path / "on",
-                       grade_workers=1)
+    config = RunConfig(
+        problems_file=[problems], max_tokens=120, n_threads=1, results_dir=tmp_path / "on", grade_workers=1
+    )
     record = run(config, progress=False)
     rows = {r["task_id"]: r for r in ResultsStore(config.results_dir).samples(record["run_id"])}
     looped = rows[LOOPING]
@@ -184,8 +216,22 @@ def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
     assert record["config"]["stop_runaway"] is True
     assert record["config"]["runaway_rule"] == RunawayRule().as_config()
 
-    off = benchkit_cli("run", "--problems-file", problems, "--max-tokens", "120", "--threads", "1", "--stop-runaway", "false",
-                       "--results-dir", tmp_path / "off", "--workers", "1", "--quiet")
+    off = benchkit_cli(
+        "run",
+        "--problems-file",
+        problems,
+        "--max-tokens",
+        "120",
+        "--threads",
+        "1",
+        "--stop-runaway",
+        "false",
+        "--results-dir",
+        tmp_path / "off",
+        "--workers",
+        "1",
+        "--quiet",
+    )
     assert off.returncode == 0, off.stderr
     (off_record,) = ResultsStore(tmp_path / "off").runs()
     off_rows = {r["task_id"]: r for r in ResultsStore(tmp_path / "off").samples(off_record["run_id"])}

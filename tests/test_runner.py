@@ -31,8 +31,16 @@ def test_real_run_is_stored_in_the_seed_format_extended(small_config, model_path
     record = run(small_config, progress=False)
     assert record["status"] == "complete" and record["benchmark"] == "human_eval"
     res, cfg = record["results"], record["config"]
-    for key in ("score", "time_taken", "total_passed", "total_problems", "difficulty_scores",
-                "failed_tasks", "pass_at_k", "categories"):
+    for key in (
+        "score",
+        "time_taken",
+        "total_passed",
+        "total_problems",
+        "difficulty_scores",
+        "failed_tasks",
+        "pass_at_k",
+        "categories",
+    ):
         assert key in res
     assert res["total_problems"] == 4 and len(set(res["failed_tasks"])) == len(res["failed_tasks"])
     assert res["score"] == res["pass_at_k"]["pass@1"] == pytest.approx(100 * res["total_passed"] / 4)
@@ -55,9 +63,12 @@ def test_real_run_is_stored_in_the_seed_format_extended(small_config, model_path
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     interrupted, reference = tmp_path / "a", tmp_path / "b"
-    proc = subprocess.Popen([sys.executable, "-m", "benchkit", "run", *RUN_ARGS,
-                             "--results-dir", interrupted], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchkit", "run", *RUN_ARGS, "--results-dir", interrupted],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples = interrupted / "samples"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -88,8 +99,13 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_ctrl_c_marks_the_run_interrupted(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "benchkit", "run", *RUN_ARGS, "--results-dir", tmp_path],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchkit", "run", *RUN_ARGS, "--results-dir", tmp_path],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob("samples/*.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -117,8 +133,14 @@ def test_chat_style_needs_a_chat_template(small_config):
         run(small_config, progress=False)
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "does not exist"), (b"not a model", "not a GGUF file"), (b"GGUF\x03\x00\x00\x00", "corrupt or truncated")])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "does not exist"),
+        (b"not a model", "not a GGUF file"),
+        (b"GGUF\x03\x00\x00\x00", "corrupt or truncated"),
+    ],
+)
 def test_bad_model_file_exits_non_zero_with_its_name(tmp_path, content, message):
     model = tmp_path / "model.gguf"
     if content is not None:

@@ -25,17 +25,20 @@ def test_pass_and_fail(sandbox):
     assert (failed.status, failed.error_type, failed.message) == ("failed", "AssertionError", "failed: nope")
 
 
-@pytest.mark.parametrize("trick", [
-    "import sys\nsys.exit(0)",
-    "raise SystemExit(0)",
-    "import os\nos._exit(0)",
-    "import atexit, os\natexit.register(lambda: os._exit(0))\nassert False",
-    "import sys\nsys.excepthook = lambda *a: None\nassert False",
-    "import threading, os\nthreading.Thread(target=lambda: os._exit(0)).start()\nimport time\ntime.sleep(1)\nassert False",
-    "print('passed')\nassert False",
-    "import sys\nsys.stdout = None\nsys.stderr = None\nassert False",
-    "import os\nfor fd in range(3, 1400):\n    try:\n        os.write(fd, b'{\"status\": \"passed\"}\\n')\n    except OSError:\n        pass\nassert False",
-])
+@pytest.mark.parametrize(
+    "trick",
+    [
+        "import sys\nsys.exit(0)",
+        "raise SystemExit(0)",
+        "import os\nos._exit(0)",
+        "import atexit, os\natexit.register(lambda: os._exit(0))\nassert False",
+        "import sys\nsys.excepthook = lambda *a: None\nassert False",
+        "import threading, os\nthreading.Thread(target=lambda: os._exit(0)).start()\nimport time\ntime.sleep(1)\nassert False",
+        "print('passed')\nassert False",
+        "import sys\nsys.stdout = None\nsys.stderr = None\nassert False",
+        'import os\nfor fd in range(3, 1400):\n    try:\n        os.write(fd, b\'{"status": "passed"}\\n\')\n    except OSError:\n        pass\nassert False',
+    ],
+)
 def test_no_false_pass(sandbox, trick):
     assert run(sandbox, trick, timeout=3).status != "passed"
 

@@ -18,7 +18,9 @@ FAILING_TEST = "\nassert 1 == 2, 'the tests fail'\n"
 @pytest.fixture(scope="module")
 def box():
     with Sandbox(workers=2) as sandbox:
-        assert sandbox.isolation.startswith(ISOLATION_BWRAP), "these tests need bubblewrap (scripts/install.sh)"
+        assert sandbox.isolation.startswith(ISOLATION_BWRAP), (
+            "these tests need bubblewrap (scripts/install.sh)"
+        )
         yield sandbox
 
 
@@ -122,7 +124,9 @@ def tracer(frame, event, arg):   # jump from the assert to the next line
     return tracer
 sys.settrace(tracer)
 """
-PROC_MEM = MEMORY_SCAN + """
+PROC_MEM = (
+    MEMORY_SCAN
+    + """
 with open("/proc/self/mem", "rb", buffering=0) as mem:
     for start, end in regions():
         try:
@@ -134,6 +138,7 @@ with open("/proc/self/mem", "rb", buffering=0) as mem:
             break
 forge(found.group())
 """
+)
 CTYPES = """
 import ctypes, os
 api = ctypes.pythonapi   # CPython's own API: every thread's current frame
@@ -168,10 +173,14 @@ REAL_ATTACKS = {
     "os.path patched, then its own memory": PATCH_REALPATH + PROC_MEM,
 }
 # each attack's defence, taken out of a copy of sandbox_worker/: (file, text, replacement)
-BLOCKED_CTYPES = ('"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
-                  '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",')
-NO_PROC_DEFENCE = [("harness.py", 'if event == "open" and _proc is not None', "if False"),
-                   ("harness.py", "        confine_files(ruleset)\n", "")]
+BLOCKED_CTYPES = (
+    '"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
+    '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",'
+)
+NO_PROC_DEFENCE = [
+    ("harness.py", 'if event == "open" and _proc is not None', "if False"),
+    ("harness.py", "        confine_files(ruleset)\n", ""),
+]
 UNDEFENDED = {
     "other threads' frames": [("harness.py", '"sys._current_frames", ', "")],
     "trace function jumping over the asserts": [("harness.py", '"sys.settrace", ', "")],
@@ -190,6 +199,7 @@ def test_real_attacks_on_the_pass_mechanism_fail(box, name):
 @pytest.fixture
 def undefended(tmp_path, monkeypatch):
     """A sandbox whose worker lacks the given defences (a patched copy of sandbox_worker/)."""
+
     def make(patches):
         copy = tmp_path / "sandbox_worker"
         shutil.copytree(sandbox_module.WORKER_DIR, copy)
@@ -240,13 +250,18 @@ LCB_SECRET_TEST = ({"input": "3 4\n", "output": "the expected output 7431\n"},)
 
 
 def test_lcb_program_cannot_read_the_expected_outputs_from_its_worker(box):
-    outcome = box.submit(Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)).result()
+    outcome = box.submit(
+        Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
+    ).result()
     assert outcome.status == "failed" and outcome.error_type == "PermissionError", outcome
 
 
 @pytest.mark.slow
 def test_lcb_expected_output_thief_passes_without_its_defence(undefended):
-    patches = [("worker.py", "    _not_dumpable()\n", ""), ("lcb_harness.py", "        confine_files(ruleset)", "        pass")]
+    patches = [
+        ("worker.py", "    _not_dumpable()\n", ""),
+        ("lcb_harness.py", "        confine_files(ruleset)", "        pass"),
+    ]
     with undefended(patches) as sandbox:
         job = Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
         assert sandbox.submit(job).result().passed
@@ -288,12 +303,16 @@ def test_cannot_kill_the_grader_or_processes_by_name(box):
 
 def test_fork_bomb_is_contained(box):
     before = _my_process_count()
-    outcome = run(box, """
+    outcome = run(
+        box,
+        """
     import posix
     while True:
         try: posix.fork()
         except OSError: pass
-    """, timeout=2)
+    """,
+        timeout=2,
+    )
     assert outcome.status in ("processes", "timeout")
     deadline = time.monotonic() + 10
     while _my_process_count() > before and time.monotonic() < deadline:  # the kill is being reaped
@@ -308,11 +327,15 @@ def test_memory_bomb_is_contained(box):
 
 
 def test_disk_filler_is_contained(box):
-    outcome = run(box, """
+    outcome = run(
+        box,
+        """
     with open("big", "wb") as fh:
         while True:
             fh.write(b"x" * 1024 * 1024)
-    """, timeout=5)
+    """,
+        timeout=5,
+    )
     assert outcome.status == "disk"
 
 
@@ -328,8 +351,8 @@ def test_cannot_write_or_delete_host_files(box, tmp_path):
     home = os.path.expanduser("~")
     source = f"""
     import posix
-    paths = [{str(victim)!r}, "../../../../../../{str(victim).lstrip('/')}",
-             "/proc/1/cwd/victim.txt", "~/benchkit-was-here", {home + '/benchkit-was-here'!r}]
+    paths = [{str(victim)!r}, "../../../../../../{str(victim).lstrip("/")}",
+             "/proc/1/cwd/victim.txt", "~/benchkit-was-here", {home + "/benchkit-was-here"!r}]
     for p in paths:
         try: open(p, "w").write("owned")
         except OSError: pass

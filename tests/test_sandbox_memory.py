@@ -73,7 +73,7 @@ def _programs_processes():
             stat = open(f"/proc/{name}/stat", "rb").read()
         except OSError:
             continue
-        parents[int(name)] = int(stat[stat.rfind(b")") + 2:].split()[1])
+        parents[int(name)] = int(stat[stat.rfind(b")") + 2 :].split()[1])
     me, count = os.getpid(), 0
     for pid in parents:
         depth = 0

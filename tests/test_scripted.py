@@ -21,8 +21,11 @@ PROBLEMS = HumanEval().problems()
 
 def reply(i, sample=0, **entry):
     """Problem i's canonical solution as the model's output, unless `entry` says otherwise."""
-    return {"task_id": PROBLEMS[i].task_id, "sample": sample,
-            "output": PROBLEMS[i].data["canonical_solution"]} | entry
+    return {
+        "task_id": PROBLEMS[i].task_id,
+        "sample": sample,
+        "output": PROBLEMS[i].data["canonical_solution"],
+    } | entry
 
 
 def write_script(path, *entries):
@@ -31,16 +34,27 @@ def write_script(path, *entries):
 
 
 def config(tmp_path, script, **settings):
-    return RunConfig(backend="scripted", script=script, limit=3, results_dir=tmp_path / "results",
-                     grade_workers=2, **settings)
+    return RunConfig(
+        backend="scripted",
+        script=script,
+        limit=3,
+        results_dir=tmp_path / "results",
+        grade_workers=2,
+        **settings,
+    )
 
 
 def test_replies_are_graded_and_errors_are_rows(tmp_path):
-    script = write_script(tmp_path / "s.jsonl", reply(0), reply(1, output="    return None\n"),
-                          reply(2, error="generation"))
+    script = write_script(
+        tmp_path / "s.jsonl", reply(0), reply(1, output="    return None\n"), reply(2, error="generation")
+    )
     record = run(config(tmp_path, script), progress=False)
     rows = {r["task_id"]: r for r in ResultsStore(tmp_path / "results").samples(record["run_id"])}
-    assert [rows[p.task_id]["category"] for p in PROBLEMS[:3]] == ["passed", "wrong_answer", "generation_error"]
+    assert [rows[p.task_id]["category"] for p in PROBLEMS[:3]] == [
+        "passed",
+        "wrong_answer",
+        "generation_error",
+    ]
     assert record["status"] == "complete" and record["results"]["total_passed"] == 1
     assert record["model"] == "s" and record["config"]["backend"] == {"script": str(script), "replies": 3}
 
@@ -51,7 +65,9 @@ def test_a_fatal_error_fails_the_run_and_resume_completes_it(tmp_path):
         run(config(tmp_path, script), progress=False)
     store = ResultsStore(tmp_path / "results")
     (failed,) = store.runs()
-    assert failed["status"] == "failed" and [r["task_id"] for r in store.samples(failed["run_id"])] == ["HumanEval/0"]
+    assert failed["status"] == "failed" and [r["task_id"] for r in store.samples(failed["run_id"])] == [
+        "HumanEval/0"
+    ]
     write_script(script, reply(0, output="    this would fail\n"), reply(1), reply(2))
     resumed = run(config(tmp_path, script), resume=True, progress=False)
     assert resumed["run_id"] == failed["run_id"] and resumed["status"] == "complete"
@@ -68,8 +84,9 @@ def test_resume_finds_only_runs_with_the_same_identity(tmp_path):
     with pytest.raises(Exception, match="no unfinished run with these settings"):
         run(config(tmp_path, script, max_tokens=65), resume=True, progress=False)
     # where and how it runs is not identity: other workers and threads still resume it
-    resumed = run(config(tmp_path, script, max_tokens=64, n_threads=1, request_timeout=5), resume=True,
-                  progress=False)
+    resumed = run(
+        config(tmp_path, script, max_tokens=64, n_threads=1, request_timeout=5), resume=True, progress=False
+    )
     assert resumed["status"] == "complete"
     assert resumed["config"]["settings"]["n_threads"] == 1  # today's value, stored
 
@@ -80,7 +97,8 @@ def test_parallel_requests_all_land_once(tmp_path):
     record = run(config(tmp_path, script, parallel=4, num_samples=4, temperature=0.8), progress=False)
     samples = ResultsStore(tmp_path / "results").samples(record["run_id"])
     assert sorted((r["task_id"], r["sample"]) for r in samples) == sorted(
-        (p.task_id, s) for p in PROBLEMS[:3] for s in range(4))
+        (p.task_id, s) for p in PROBLEMS[:3] for s in range(4)
+    )
     assert record["results"]["pass_at_k"] == {"pass@1": 100.0}
 
 
@@ -96,10 +114,25 @@ def test_bad_script_lines_are_named(tmp_path):
 def test_ctrl_c_while_a_sample_waits_marks_interrupted_then_resume_completes(tmp_path):
     gate = tmp_path / "gate"
     script = write_script(tmp_path / "s.jsonl", reply(0), reply(1, wait_for=str(gate)), reply(2))
-    args = ["run", "--backend", "scripted", "--script", script, "--limit", "3", "--quiet",
-            "--results-dir", tmp_path / "results"]
-    proc = subprocess.Popen([sys.executable, "-m", "benchkit", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "--backend",
+        "scripted",
+        "--script",
+        script,
+        "--limit",
+        "3",
+        "--quiet",
+        "--results-dir",
+        tmp_path / "results",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchkit", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     journal = tmp_path / "results" / "samples"
     deadline = time.monotonic() + 120
     while not any(p.read_text() for p in journal.glob("*.jsonl")) and time.monotonic() < deadline:

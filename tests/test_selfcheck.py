@@ -33,8 +33,10 @@ def test_a_benchmark_self_checks_its_own_harness():
     class WrongExpectations(LiveCodeBench):  # a harness that grades right, checked against wrong claims
         @classmethod
         def selfcheck_programs(cls, timeout, memory_mb):
-            return [(name, job, "passed" if expected != "passed" else "failed")
-                    for name, job, expected in super().selfcheck_programs(timeout, memory_mb)]
+            return [
+                (name, job, "passed" if expected != "passed" else "failed")
+                for name, job, expected in super().selfcheck_programs(timeout, memory_mb)
+            ]
 
     with Sandbox(2) as sandbox:
         good = selfcheck(sandbox, 3.0, benchmarks=[LiveCodeBench])

@@ -22,7 +22,7 @@ from tests.conftest import REPO, benchkit_cli
 
 pytestmark = pytest.mark.slow
 GREEDY = Sampling(temperature=0.0, max_tokens=16, stop=["\ndef "])
-PROMPT = "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n"
+PROMPT = 'def add(a, b):\n    """Return the sum of a and b."""\n'
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,13 @@ ARGS = ["--backend", "llama_server", "--limit", "6", "--max-tokens", "96", "--qu
 
 
 def _start_run(results, *extra):
-    return subprocess.Popen([sys.executable, "-m", "benchkit", "run", *ARGS, *extra, "--results-dir", results],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchkit", "run", *ARGS, *extra, "--results-dir", results],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_samples(results, count, timeout=300):
@@ -140,8 +145,9 @@ def test_sigint_leaves_no_server(server_binary, tmp_path):
 
 def test_parallel_slots_finish_every_sample(server_binary, tmp_path):
     results = tmp_path / "results"
-    done = benchkit_cli("run", *ARGS, "--parallel", "3", "--server-binary", server_binary,
-                        "--results-dir", results)
+    done = benchkit_cli(
+        "run", *ARGS, "--parallel", "3", "--server-binary", server_binary, "--results-dir", results
+    )
     assert done.returncode == 0, done.stderr
     (record,) = ResultsStore(results).runs()
     assert record["results"]["samples_done"] == 6 and record["config"]["settings"]["parallel"] == 3
@@ -172,9 +178,23 @@ def test_openai_backend_against_llama_cpp_pythons_own_server(model_path, tmp_pat
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
-                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "log").open("w"),
+    )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/v1/models")
         client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
@@ -190,8 +210,9 @@ def test_openai_backend_errors_are_named(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here once the socket closes
-    client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}",
-                                     request_timeout=2))
+    client = OpenAIBackend(
+        RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}", request_timeout=2)
+    )
     with pytest.raises(ModelLoadError, match="cannot reach the server"):
         client.generate(PROMPT, GREEDY)
 
@@ -226,9 +247,23 @@ def test_authentication_failure_is_named(server_binary, model_path, tmp_path, mo
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([str(server_binary), "-m", str(model_path), "--port", str(port),
-                               "--host", "127.0.0.1", "-c", "512", "--api-key", "right-key"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(server_binary),
+            "-m",
+            str(model_path),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "-c",
+            "512",
+            "--api-key",
+            "right-key",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/health")
         monkeypatch.setenv("BENCHKIT_API_KEY", "wrong-key")
@@ -236,8 +271,12 @@ def test_authentication_failure_is_named(server_binary, model_path, tmp_path, mo
         with pytest.raises(ModelLoadError, match="authentication failed \\(401\\)"):
             client.generate(PROMPT, GREEDY)
         monkeypatch.setenv("BENCHKIT_API_KEY", "right-key")
-        assert OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}")).generate(
-            PROMPT, GREEDY).tokens > 0
+        assert (
+            OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
+            .generate(PROMPT, GREEDY)
+            .tokens
+            > 0
+        )
     finally:
         server.terminate()
         server.wait(30)
@@ -260,7 +299,9 @@ def test_a_stopped_server_times_out_naming_its_log(server_binary, model_path, tm
         with pytest.raises(ModelLoadError, match="did not answer .* within 3 s") as exc:
             backend.generate(PROMPT, GREEDY)
         assert time.monotonic() - started < 30
-        assert str(tmp_path / "server.log") in str(exc.value) and "last lines of the server log" in str(exc.value)
+        assert str(tmp_path / "server.log") in str(exc.value) and "last lines of the server log" in str(
+            exc.value
+        )
     finally:
         os.kill(backend.process.pid, signal.SIGCONT)
         backend.close()
@@ -309,9 +350,13 @@ class _FaultyEndpoint:
         self._send(handler, 200, f"data: {json.dumps(event)}\n\n".encode() * 2, "text/event-stream")
 
     def good(self, handler, _):
-        events = [{"choices": [{"text": "    return a + b\n", "index": 0, "finish_reason": None}]},
-                  {"choices": [{"text": "", "index": 0, "finish_reason": "stop"}],
-                   "usage": {"completion_tokens": 6}}]
+        events = [
+            {"choices": [{"text": "    return a + b\n", "index": 0, "finish_reason": None}]},
+            {
+                "choices": [{"text": "", "index": 0, "finish_reason": "stop"}],
+                "usage": {"completion_tokens": 6},
+            },
+        ]
         body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
         self._send(handler, 200, body.encode(), "text/event-stream")
 
@@ -320,13 +365,16 @@ class _FaultyEndpoint:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize("fault,stream,message", [
-    ("garbage", True, "not server-sent events"),
-    ("garbage", False, "not a completion"),
-    ("error_500", True, "server error 500"),
-    ("error_500", False, "server error 500"),
-    ("cut_stream", True, "stream ended before the answer did"),
-])
+@pytest.mark.parametrize(
+    "fault,stream,message",
+    [
+        ("garbage", True, "not server-sent events"),
+        ("garbage", False, "not a completion"),
+        ("error_500", True, "server error 500"),
+        ("error_500", False, "server error 500"),
+        ("cut_stream", True, "stream ended before the answer did"),
+    ],
+)
 def test_a_faulty_endpoint_is_retried_then_named(fault, stream, message):
     endpoint = _FaultyEndpoint(fault)
     try:
@@ -342,7 +390,9 @@ def test_a_faulty_endpoint_is_retried_then_named(fault, stream, message):
 def test_a_transient_fault_is_retried_until_it_passes():
     endpoint = _FaultyEndpoint("cut_stream", good_after=2)
     try:
-        generation = OpenAIBackend(RunConfig(backend="openai", base_url=endpoint.url)).generate(PROMPT, GREEDY)
+        generation = OpenAIBackend(RunConfig(backend="openai", base_url=endpoint.url)).generate(
+            PROMPT, GREEDY
+        )
         assert generation.text == "    return a + b\n" and generation.tokens == 6 and endpoint.requests == 3
     finally:
         endpoint.close()
@@ -355,13 +405,17 @@ def _looping_prompt():
     return next(p for p in HumanEval().problems() if p.task_id == "HumanEval/8").prompt
 
 
-LOOP_SAMPLING = Sampling(temperature=0.0, max_tokens=160, stop=["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"])
+LOOP_SAMPLING = Sampling(
+    temperature=0.0, max_tokens=160, stop=["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"]
+)
 
 
 def test_llama_server_stream_is_stopped_at_the_loop(server_binary, model_path, tmp_path):
     config = RunConfig(backend="llama_server", server_binary=server_binary, n_ctx=1024)
     with_rule = LlamaServerBackend(config, model_path, tmp_path / "a.log")
-    without = LlamaServerBackend(config.model_copy(update={"stop_runaway": False}), model_path, tmp_path / "b.log")
+    without = LlamaServerBackend(
+        config.model_copy(update={"stop_runaway": False}), model_path, tmp_path / "b.log"
+    )
     try:
         stopped = with_rule.generate(_looping_prompt(), LOOP_SAMPLING)
         full = without.generate(_looping_prompt(), LOOP_SAMPLING)
@@ -384,9 +438,23 @@ def test_openai_stream_against_llama_cpp_pythons_own_server_is_stopped(model_pat
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
-                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "log").open("w"),
+    )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/v1/models")
         client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))

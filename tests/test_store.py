@@ -11,10 +11,18 @@ from benchkit.store import ResultsStore
 from tests.conftest import stored_run
 
 SEED_RUN = {
-    "timestamp": "2025-03-01T10:00:00", "benchmark": "human_eval", "model": "old-model",
+    "timestamp": "2025-03-01T10:00:00",
+    "benchmark": "human_eval",
+    "model": "old-model",
     "config": {"path": "/models/old.gguf", "gpu_layers": 99},
-    "results": {"score": 12.5, "time_taken": 100.0, "total_passed": 20, "total_problems": 164,
-                "difficulty_scores": {}, "failed_tasks": ["HumanEval/0"]},
+    "results": {
+        "score": 12.5,
+        "time_taken": 100.0,
+        "total_passed": 20,
+        "total_problems": 164,
+        "difficulty_scores": {},
+        "failed_tasks": ["HumanEval/0"],
+    },
 }
 
 
@@ -28,8 +36,9 @@ def test_save_replace_and_keep_seed_runs(results_dir):
     assert json.loads(store.file.read_text())["runs"][0] == SEED_RUN  # kept as it was
     runs = store.runs()
     seed = runs[0]  # read migrated: every seed key where it was, status and groups added
-    assert {k: seed[k] for k in ("timestamp", "benchmark", "model", "results")} == \
-        {k: SEED_RUN[k] for k in ("timestamp", "benchmark", "model", "results")}
+    assert {k: seed[k] for k in ("timestamp", "benchmark", "model", "results")} == {
+        k: SEED_RUN[k] for k in ("timestamp", "benchmark", "model", "results")
+    }
     assert seed["config"]["path"] == "/models/old.gguf" and seed["config"]["gpu_layers"] == 99
     assert (seed["schema_version"], seed["status"], seed["config"]["settings"]) == (2, "complete", {})
     assert [(r.get("run_id"), r.get("status")) for r in runs[1:]] == [("r1", "complete"), ("r2", "running")]
@@ -37,12 +46,15 @@ def test_save_replace_and_keep_seed_runs(results_dir):
     assert not list(results_dir.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"runs": [', "not valid JSON"),
-    ('{"runs": {}}', 'must be an object with a "runs" list'),
-    ('[1, 2]', 'must be an object with a "runs" list'),
-    ('{"runs": [3]}', r"runs\[0\] is not an object"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"runs": [', "not valid JSON"),
+        ('{"runs": {}}', 'must be an object with a "runs" list'),
+        ("[1, 2]", 'must be an object with a "runs" list'),
+        ('{"runs": [3]}', r"runs\[0\] is not an object"),
+    ],
+)
 def test_broken_file_is_named_and_never_overwritten(results_dir, content, message):
     results_dir.mkdir()
     store = ResultsStore(results_dir)
@@ -64,8 +76,9 @@ for i in range(25):
 
 
 def test_two_processes_adding_runs_lose_nothing(results_dir):
-    procs = [subprocess.Popen([sys.executable, "-c", ADD_RUNS, str(results_dir), name])
-             for name in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", ADD_RUNS, str(results_dir), name]) for name in ("a", "b")
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     ids = {r["run_id"] for r in ResultsStore(results_dir).runs()}
     assert ids == {f"{n}-{i}" for n in "ab" for i in range(25)}
@@ -121,8 +134,9 @@ def test_a_stop_signal_during_a_save_waits_until_the_file_is_whole(results_dir, 
     """The signal is sent while a later save is writing its temporary file (16 MB, fsynced): it
     is held until that save has landed, then stops the process. Nothing half-written, nothing
     lost."""
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(results_dir)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SAVE_LOOP, str(results_dir)], stdout=subprocess.PIPE, text=True
+    )
     store, deadline = ResultsStore(results_dir), time.monotonic() + 60
     while not (store.file.exists() and list(results_dir.glob(".*.tmp"))):  # a save under way
         assert time.monotonic() < deadline and proc.poll() is None
@@ -138,16 +152,23 @@ def test_disk_full_sample_write_leaves_no_torn_line(tmp_path):
     """A record that does not fit is cut off again: the journal keeps whole lines only."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
     try:
         store = ResultsStore(mount)
         with store.sample_log("r") as log:
             log.write({"task_id": "t", "sample": 0, "output": "a" * 3000})
-            with pytest.raises(StoreError, match=f"{store.samples_file('r')}: cannot append to the "
-                                                 "samples journal: No space left on device"):
+            with pytest.raises(
+                StoreError,
+                match=f"{store.samples_file('r')}: cannot append to the "
+                "samples journal: No space left on device",
+            ):
                 log.write({"task_id": "t", "sample": 1, "output": "b" * 20000})
         assert store.samples_file("r").read_bytes().endswith(b"\n")
         assert [r["sample"] for r in store.samples("r")] == [0]

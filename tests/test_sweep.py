@@ -27,14 +27,18 @@ def sweep_file(tmp_path, text: str):
 def scripts(tmp_path):
     """Two scripted "models": one answers every problem right, one every problem wrong."""
     right = write_script(tmp_path / "right.jsonl", *[reply(i, sample=s) for i in range(3) for s in range(2)])
-    wrong = write_script(tmp_path / "wrong.jsonl", *[reply(i, sample=s, output="    return 0\n")
-                                                     for i in range(3) for s in range(2)])
+    wrong = write_script(
+        tmp_path / "wrong.jsonl",
+        *[reply(i, sample=s, output="    return 0\n") for i in range(3) for s in range(2)],
+    )
     return right, wrong
 
 
 def two_by_two(tmp_path, scripts, extra=""):
     right, wrong = scripts
-    return sweep_file(tmp_path, f"""
+    return sweep_file(
+        tmp_path,
+        f"""
 name: t
 benchmarks: {{human_eval: {{limit: 3}}}}
 models:
@@ -42,13 +46,17 @@ models:
   - {{backend: scripted, script: {wrong}}}
 grid: {{num_samples: [1, 2]}}
 fixed: {{grade_workers: 2, temperature: 0.5}}
-{extra}""")
+{extra}""",
+    )
 
 
 def test_cells_are_the_product_less_the_excluded(tmp_path, scripts):
     sweep = load_sweep(two_by_two(tmp_path, scripts, "exclude: [{model: wrong, num_samples: 2}]"), tmp_path)
-    assert [c.name for c in sweep.cells] == ["human_eval/right/num_samples=1", "human_eval/right/num_samples=2",
-                                             "human_eval/wrong/num_samples=1"]
+    assert [c.name for c in sweep.cells] == [
+        "human_eval/right/num_samples=1",
+        "human_eval/right/num_samples=2",
+        "human_eval/wrong/num_samples=1",
+    ]
     assert sweep.cells[1].config.num_samples == 2 and sweep.cells[1].config.temperature == 0.5
 
 
@@ -75,33 +83,56 @@ def test_a_partial_cell_resumes_and_a_changed_setting_is_a_new_cell(tmp_path, sc
         run_sweep(sweep, Options(tmp_path / "results", progress=False))
     store = ResultsStore(tmp_path / "results")
     states = {s.cell.name: s for s in cell_states(sweep, store)}
-    assert (states["human_eval/right/num_samples=1"].state, states["human_eval/right/num_samples=1"].samples_done) \
-        == ("partial", 1)
+    assert (
+        states["human_eval/right/num_samples=1"].state,
+        states["human_eval/right/num_samples=1"].samples_done,
+    ) == ("partial", 1)
     assert "partial 1/3" in plan_table(sweep, store)
     write_script(right, reply(0), reply(1), reply(2))
     records = run_sweep(sweep, Options(tmp_path / "results", progress=False))
     assert records[0]["run_id"] == states["human_eval/right/num_samples=1"].run_id
     assert len(store.samples(records[0]["run_id"])) == 3  # nothing generated twice
-    changed = load_sweep(sweep_file(tmp_path, path.read_text().replace("temperature: 0.5", "temperature: 0.6")),
-                         tmp_path / "results")
+    changed = load_sweep(
+        sweep_file(tmp_path, path.read_text().replace("temperature: 0.5", "temperature: 0.6")),
+        tmp_path / "results",
+    )
     assert {s.state for s in cell_states(changed, store)} == {"new"}
 
 
-@pytest.mark.parametrize("text,where,message", [
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\ngrid: {max_tokenz: [1]}\n",
-     "grid.max_tokenz", "unknown setting 'max_tokenz'"),
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\ngrid: {max_tokens: [big]}\n",
-     "cell human_eval/embedded/max_tokens=big", "max_tokens"),
-    ("name: t\nbenchmarks: {mbpp: {}}\nmodels: [embedded]\n", "cell mbpp/embedded", "unknown benchmark 'mbpp'"),
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [/nope/m.gguf]\n", "models[0]", "does not exist"),
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [/nope/*.gguf]\n", "models[0]", "no file matches"),
-    ("name: t\nbenchmarks: {human_eval: {model: x}}\nmodels: [embedded]\n", "benchmarks.human_eval.model",
-     "set by the sweep's structure"),
-    ("name: t\nbenchmark: {human_eval: {}}\nmodels: [embedded]\n", "benchmark", "unknown key"),
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: []\n", "models", "at least 1 item"),
-    ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\nexclude: [{model: embedded}]\n", "exclude",
-     "every cell is excluded"),
-])
+@pytest.mark.parametrize(
+    "text,where,message",
+    [
+        (
+            "name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\ngrid: {max_tokenz: [1]}\n",
+            "grid.max_tokenz",
+            "unknown setting 'max_tokenz'",
+        ),
+        (
+            "name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\ngrid: {max_tokens: [big]}\n",
+            "cell human_eval/embedded/max_tokens=big",
+            "max_tokens",
+        ),
+        (
+            "name: t\nbenchmarks: {mbpp: {}}\nmodels: [embedded]\n",
+            "cell mbpp/embedded",
+            "unknown benchmark 'mbpp'",
+        ),
+        ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [/nope/m.gguf]\n", "models[0]", "does not exist"),
+        ("name: t\nbenchmarks: {human_eval: {}}\nmodels: [/nope/*.gguf]\n", "models[0]", "no file matches"),
+        (
+            "name: t\nbenchmarks: {human_eval: {model: x}}\nmodels: [embedded]\n",
+            "benchmarks.human_eval.model",
+            "set by the sweep's structure",
+        ),
+        ("name: t\nbenchmark: {human_eval: {}}\nmodels: [embedded]\n", "benchmark", "unknown key"),
+        ("name: t\nbenchmarks: {human_eval: {}}\nmodels: []\n", "models", "at least 1 item"),
+        (
+            "name: t\nbenchmarks: {human_eval: {}}\nmodels: [embedded]\nexclude: [{model: embedded}]\n",
+            "exclude",
+            "every cell is excluded",
+        ),
+    ],
+)
 def test_bad_sweep_files_are_named_before_anything_runs(tmp_path, text, where, message):
     path = sweep_file(tmp_path, text)
     with pytest.raises(ConfigError) as exc:
@@ -115,7 +146,9 @@ def test_bad_sweep_files_are_named_before_anything_runs(tmp_path, text, where, m
 def test_bad_gguf_in_a_glob_is_named(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "fake.gguf").write_bytes(b"not a model")
-    path = sweep_file(tmp_path, f"name: t\nbenchmarks: {{human_eval: {{}}}}\nmodels: [{tmp_path}/models/*.gguf]\n")
+    path = sweep_file(
+        tmp_path, f"name: t\nbenchmarks: {{human_eval: {{}}}}\nmodels: [{tmp_path}/models/*.gguf]\n"
+    )
     with pytest.raises(ConfigError, match=r"models\[0\]: .*fake.gguf: not a GGUF file"):
         load_sweep(path)
 
@@ -125,9 +158,22 @@ def test_ctrl_c_marks_the_current_cell_interrupted_and_a_rerun_completes_it(tmp_
     gate = tmp_path / "gate"
     write_script(right, reply(0), reply(1, wait_for=str(gate)), reply(2))
     path = two_by_two(tmp_path, scripts, "exclude: [{num_samples: 2}, {model: wrong}]")
-    proc = subprocess.Popen([sys.executable, "-m", "benchkit", "sweep", str(path), "--quiet",
-                             "--results-dir", str(tmp_path / "results")], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchkit",
+            "sweep",
+            str(path),
+            "--quiet",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not any(p.read_text() for p in (tmp_path / "results").glob("samples/*.jsonl")):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -165,8 +211,17 @@ def test_a_sweep_is_one_table_with_every_cell_against_a_baseline(tmp_path, scrip
     listed = benchkit_cli("runs", "--sweep", "t", "--results-dir", tmp_path / "results")
     assert listed.returncode == 0 and "human_eval/wrong/num_samples=2" in listed.stdout
     out = tmp_path / "sweep.html"
-    done = benchkit_cli("report", "--sweep", "t", "--baseline", "human_eval/wrong/num_samples=1",
-                        "--results-dir", tmp_path / "results", "--out", out)
+    done = benchkit_cli(
+        "report",
+        "--sweep",
+        "t",
+        "--baseline",
+        "human_eval/wrong/num_samples=1",
+        "--results-dir",
+        tmp_path / "results",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     page = out.read_text()
     assert "Sweep t" in page and "Holm" in page and "pass@1 by model and quant" in page
@@ -191,10 +246,14 @@ def test_notebook_batch_saves_each_cell_and_an_index(tmp_path, scripts):
     executed = nbformat.read(folder / notebooks[0], as_version=4)
     assert not [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     index = (folder / "index.md").read_text()
-    assert "| human_eval/right/num_samples=1 | done | 100.00 | [human_eval__right__num_samples=1.ipynb]" in index
+    assert (
+        "| human_eval/right/num_samples=1 | done | 100.00 | [human_eval__right__num_samples=1.ipynb]" in index
+    )
     runs = ResultsStore(tmp_path / "results").runs()
-    assert sorted(r["sweep"]["cell"] for r in runs) == ["human_eval/right/num_samples=1",
-                                                       "human_eval/wrong/num_samples=1"]
+    assert sorted(r["sweep"]["cell"] for r in runs) == [
+        "human_eval/right/num_samples=1",
+        "human_eval/wrong/num_samples=1",
+    ]
 
 
 @pytest.mark.slow
@@ -204,10 +263,18 @@ def test_compare_notebook_shows_a_sweep(tmp_path, scripts):
     sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
     run_sweep(sweep, Options(tmp_path / "results", progress=False))
     out = tmp_path / "compare.ipynb"
-    papermill.execute_notebook(str(REPO / "notebooks" / "compare.ipynb"), str(out), cwd=str(REPO),
-                               parameters={"results_dir": str(tmp_path / "results"), "interactive": False,
-                                           "sweep": "t", "baseline": "human_eval/wrong/num_samples=2"},
-                               progress_bar=False)
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "compare.ipynb"),
+        str(out),
+        cwd=str(REPO),
+        parameters={
+            "results_dir": str(tmp_path / "results"),
+            "interactive": False,
+            "sweep": "t",
+            "baseline": "human_eval/wrong/num_samples=2",
+        },
+        progress_bar=False,
+    )
     text = out.read_text()
     assert "Sweep t" in text and "against wrong" in text and "not significant (Holm)" in text
 
@@ -229,8 +296,11 @@ def test_local_sweep_frees_each_model_before_the_next(tmp_path):
     from benchkit.grading import GradingPool
     from benchkit.runner import Context, run
 
-    path = sweep_file(tmp_path, "name: mem\nbenchmarks: {human_eval: {limit: 1}}\nmodels: [embedded]\n"
-                                "grid: {max_tokens: [8, 9, 10]}\nfixed: {grade_workers: 1}\n")
+    path = sweep_file(
+        tmp_path,
+        "name: mem\nbenchmarks: {human_eval: {limit: 1}}\nmodels: [embedded]\n"
+        "grid: {max_tokens: [8, 9, 10]}\nfixed: {grade_workers: 1}\n",
+    )
     sweep = load_sweep(path, tmp_path / "results")
     peak, done = [0.0], threading.Event()
 
@@ -243,7 +313,11 @@ def test_local_sweep_frees_each_model_before_the_next(tmp_path):
     with GradingPool(1) as pool:
         for cell in sweep.cells:
             before, peak[0] = _rss_mb(), 0.0
-            run(cell.config, progress=False, context=Context(pool=pool, sweep={"name": "mem", "cell": cell.name}))
+            run(
+                cell.config,
+                progress=False,
+                context=Context(pool=pool, sweep={"name": "mem", "cell": cell.name}),
+            )
             levels.append((before, peak[0], _rss_mb()))
     done.set()
     for before, top, after in levels[1:]:

@@ -11,8 +11,12 @@ pytestmark = pytest.mark.slow
 
 def outputs(results):
     store = ResultsStore(results)
-    return {r["sweep"]["cell"]: sorted((s["task_id"], s["output"], s["passed"]) for s in store.samples(r["run_id"]))
-            for r in store.runs()}
+    return {
+        r["sweep"]["cell"]: sorted(
+            (s["task_id"], s["output"], s["passed"]) for s in store.samples(r["run_id"])
+        )
+        for r in store.runs()
+    }
 
 
 def test_two_quants_two_settings_same_verdicts_on_every_executor(tmp_path, model_path, requantised_model):

@@ -14,9 +14,9 @@ import numpy as np
 
 from benchkit import runaway
 from benchkit.backends.base import Generation
-from benchkit.runaway import LoopDetector
 from benchkit.errors import ConfigError, GenerationError, ModelLoadError
 from benchkit.model_file import MappedModelGuard
+from benchkit.runaway import LoopDetector
 
 try:
     import llama_cpp
@@ -29,8 +29,11 @@ class LlamaCppBackend:
         if llama_cpp is None:
             raise ModelLoadError("llama-cpp-python is not installed; see the README's install step")
         if config.parallel != 1:
-            raise ConfigError("the in-process llama_cpp backend generates one sample at a time; "
-                              "use --backend llama_server for --parallel", where="parallel")
+            raise ConfigError(
+                "the in-process llama_cpp backend generates one sample at a time; "
+                "use --backend llama_server for --parallel",
+                where="parallel",
+            )
         self.config = config
         self.rule = runaway.rule_of(config)
         self.pieces: dict[int, bytes] = {}  # token -> its text, as create_completion detokenises it
@@ -88,9 +91,16 @@ class LlamaCppBackend:
         self._prefill(tokens)
         llm.set_seed(sampling.seed)
         sampler = llm._init_sampler(  # the chain create_completion builds, same order and seed
-            top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p, typical_p=1.0,
-            temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
-            frequency_penalty=0.0, presence_penalty=0.0, mirostat_mode=0)
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            typical_p=1.0,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
+            frequency_penalty=0.0,
+            presence_penalty=0.0,
+            mirostat_mode=0,
+        )
         prompt_seconds = round(time.perf_counter() - started, 4)
         answer = _Answer(sampling.stop, detector)
         count, finish = 0, None
@@ -107,9 +117,14 @@ class LlamaCppBackend:
                 finish = "length"
             if finish is None:
                 llm.eval([token])
-        return Generation(text=answer.text(finish), tokens=count, finish_reason=finish,
-                          seconds=time.perf_counter() - started, loop=answer.why(finish),
-                          prompt_seconds=prompt_seconds)
+        return Generation(
+            text=answer.text(finish),
+            tokens=count,
+            finish_reason=finish,
+            seconds=time.perf_counter() - started,
+            loop=answer.why(finish),
+            prompt_seconds=prompt_seconds,
+        )
 
     def _prefill(self, tokens: list[int]) -> None:
         """Evaluate the prompt, once per problem: when it is the prompt evaluated last (the
@@ -118,7 +133,12 @@ class LlamaCppBackend:
         a fresh evaluation gives. A different prompt starts from an empty cache."""
         llm, n = self.llm, len(tokens)
         last = self.last_prompt
-        if last is not None and last[0] == tokens and llm.n_tokens >= n and llm._ctx.kv_cache_seq_rm(-1, n, -1):
+        if (
+            last is not None
+            and last[0] == tokens
+            and llm.n_tokens >= n
+            and llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        ):
             llm.n_tokens = n
             ctypes.memmove(llm._ctx.get_logits_ith(-1), last[1].ctypes.data, last[1].nbytes)
             return
@@ -136,18 +156,30 @@ class LlamaCppBackend:
 
     def _chat(self, messages, sampling, detector, started: float) -> Generation:
         """Through the GGUF's chat template; streamed (and stopped) when the rule is on."""
-        params = dict(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                      top_p=sampling.top_p, top_k=sampling.top_k, min_p=sampling.min_p, typical_p=1.0,
-                      repeat_penalty=sampling.repeat_penalty, frequency_penalty=0.0,
-                      presence_penalty=0.0, mirostat_mode=0, seed=sampling.seed, stop=sampling.stop or None)
+        params = dict(
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            typical_p=1.0,
+            repeat_penalty=sampling.repeat_penalty,
+            frequency_penalty=0.0,
+            presence_penalty=0.0,
+            mirostat_mode=0,
+            seed=sampling.seed,
+            stop=sampling.stop or None,
+        )
         self.llm.reset()
         self.last_prompt = None
         if detector is None:
             reply = self.llm.create_chat_completion(messages=messages, **params)
-            return Generation(text=reply["choices"][0]["message"]["content"] or "",
-                              tokens=reply["usage"]["completion_tokens"],
-                              finish_reason=reply["choices"][0]["finish_reason"] or "stop",
-                              seconds=time.perf_counter() - started)
+            return Generation(
+                text=reply["choices"][0]["message"]["content"] or "",
+                tokens=reply["usage"]["completion_tokens"],
+                finish_reason=reply["choices"][0]["finish_reason"] or "stop",
+                seconds=time.perf_counter() - started,
+            )
         text, finish, loop, first = "", "stop", None, None
         chunks = self.llm.create_chat_completion(messages=messages, stream=True, **params)
         for chunk in chunks:
@@ -162,8 +194,13 @@ class LlamaCppBackend:
                 text, finish = text[: loop.end], "loop"
                 break
         tokens = self.llm.n_tokens - (first or self.llm.n_tokens) + (1 if text else 0)
-        return Generation(text=text, tokens=tokens, finish_reason=finish,
-                          seconds=time.perf_counter() - started, loop=loop and loop.detail)
+        return Generation(
+            text=text,
+            tokens=tokens,
+            finish_reason=finish,
+            seconds=time.perf_counter() - started,
+            loop=loop and loop.detail,
+        )
 
     def describe(self) -> dict:
         return {
@@ -236,7 +273,7 @@ class _Answer:
         self.checked = len(self.data)
         found = [s for s in self.stops if self.data.find(s, start) != -1]
         if found:
-            del self.data[self.data.find(found[0]):]
+            del self.data[self.data.find(found[0]) :]
         return bool(found)
 
     def text(self, finish: str) -> str:

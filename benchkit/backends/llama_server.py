@@ -45,17 +45,41 @@ class LlamaServerBackend(OpenAIBackend):
 
     def _start(self, config, model_path) -> subprocess.Popen:
         command = [
-            str(self.binary), "-m", str(model_path), "--host", "127.0.0.1", "--port", str(self.port),
-            "-ngl", str(config.gpu_layers if config.gpu_layers >= 0 else 999),
-            "-c", str(config.n_ctx * config.parallel), "-np", str(config.parallel),
-            "-t", str(config.threads()), "--seed", str(config.seed), "--no-webui",
-            "-ctk", config.cache_type_k, "-ctv", config.cache_type_v, "-fa", "on" if config.flash_attn else "off",
+            str(self.binary),
+            "-m",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "-ngl",
+            str(config.gpu_layers if config.gpu_layers >= 0 else 999),
+            "-c",
+            str(config.n_ctx * config.parallel),
+            "-np",
+            str(config.parallel),
+            "-t",
+            str(config.threads()),
+            "--seed",
+            str(config.seed),
+            "--no-webui",
+            "-ctk",
+            config.cache_type_k,
+            "-ctv",
+            config.cache_type_v,
+            "-fa",
+            "on" if config.flash_attn else "off",
         ]
         self.command = command
         with self.log_path.open("ab") as log:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    preexec_fn=die_with_parent)
+            return subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -63,14 +87,17 @@ class LlamaServerBackend(OpenAIBackend):
             if self.process.poll() is not None:
                 raise ModelLoadError(
                     f"llama-server exited with status {self.process.returncode} while starting"
-                    f"{self._port_hint()}\n{self.log_tail()}", where=str(self.log_path))
+                    f"{self._port_hint()}\n{self.log_tail()}",
+                    where=str(self.log_path),
+                )
             with contextlib.suppress(httpx.TransportError):
                 if self.client.get("/health", timeout=2).status_code == 200:
                     return
             time.sleep(0.1)
         self.close()
-        raise ModelLoadError(f"llama-server was not healthy after {timeout:g} s\n{self.log_tail()}",
-                             where=str(self.log_path))
+        raise ModelLoadError(
+            f"llama-server was not healthy after {timeout:g} s\n{self.log_tail()}", where=str(self.log_path)
+        )
 
     def _port_hint(self) -> str:
         text = self.log_path.read_text(errors="replace")
@@ -81,7 +108,8 @@ class LlamaServerBackend(OpenAIBackend):
             raise ServerDiedError(
                 f"llama-server died mid-run (exit status {self.process.returncode}); finished samples "
                 f"are stored, continue with --resume once the cause is fixed\n{self.log_tail()}",
-                where=str(self.log_path))
+                where=str(self.log_path),
+            )
 
     def generate(self, prompt, sampling):
         self.check_alive()
@@ -91,7 +119,9 @@ class LlamaServerBackend(OpenAIBackend):
         return ModelLoadError(
             f"llama-server (pid {self.process.pid}) did not answer {self._url(path)} within "
             f"{self.config.request_timeout:g} s (request_timeout): stopped, hung or overloaded; finished "
-            f"samples are stored, continue with --resume\n{self.log_tail()}", where=str(self.log_path))
+            f"samples are stored, continue with --resume\n{self.log_tail()}",
+            where=str(self.log_path),
+        )
 
     def log_tail(self) -> str:
         try:
@@ -101,10 +131,15 @@ class LlamaServerBackend(OpenAIBackend):
         return "last lines of the server log:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
     def describe(self) -> dict:
-        return {**runaway.describe(self.config), "server_binary": str(self.binary),
-                "server_command": self.command, "server_pid": self.process.pid,
-                "server_log": str(self.log_path), "parallel": self.config.parallel,
-                "batched_decoding_reproducible": self.config.parallel == 1}
+        return {
+            **runaway.describe(self.config),
+            "server_binary": str(self.binary),
+            "server_command": self.command,
+            "server_pid": self.process.pid,
+            "server_log": str(self.log_path),
+            "parallel": self.config.parallel,
+            "batched_decoding_reproducible": self.config.parallel == 1,
+        }
 
     def close(self) -> None:
         process = getattr(self, "process", None)
@@ -123,5 +158,3 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-

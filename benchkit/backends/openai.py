@@ -27,8 +27,9 @@ TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 class OpenAIBackend:
     def __init__(self, config, model_path=None, log_path=None):
         if not config.base_url:
-            raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8080)",
-                              where="base_url")
+            raise ConfigError(
+                "the openai backend needs --base-url (e.g. http://127.0.0.1:8080)", where="base_url"
+            )
         self.config = config
         self.rule = runaway.rule_of(config)
         self.model_name = config.model_name or "default"
@@ -80,7 +81,9 @@ class OpenAIBackend:
                 failure = str(exc)
             self.check_alive()
             if attempt == RETRIES:
-                raise ModelLoadError(f"{failure}; gave up after {RETRIES + 1} attempts", where=self._url(path))
+                raise ModelLoadError(
+                    f"{failure}; gave up after {RETRIES + 1} attempts", where=self._url(path)
+                )
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
@@ -92,8 +95,9 @@ class OpenAIBackend:
             reply = response.json()
             reply["choices"][0]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _Transient(f"the server answered something that is not a completion: "
-                             f"{response.text[:200]!r}") from None
+            raise _Transient(
+                f"the server answered something that is not a completion: {response.text[:200]!r}"
+            ) from None
         return reply
 
     def _stream_once(self, path: str, body: dict, chat: bool, started: float) -> Generation:
@@ -115,13 +119,19 @@ class OpenAIBackend:
                     text, pieces = text + piece, pieces + 1
                     loop = detector.feed(piece)
                     if loop is not None:  # leaving the block closes the connection: the server stops
-                        return Generation(text[: loop.end], pieces, "loop", time.perf_counter() - started,
-                                          loop=f"{loop.reason}: {loop.detail}")
+                        return Generation(
+                            text[: loop.end],
+                            pieces,
+                            "loop",
+                            time.perf_counter() - started,
+                            loop=f"{loop.reason}: {loop.detail}",
+                        )
         if finish is None:
             raise _Transient("the stream ended before the answer did")
         tokens = int((usage or {}).get("completion_tokens") or pieces)
-        return Generation(text, tokens, finish, time.perf_counter() - started,
-                          prompt_seconds=_prompt_seconds(timings))
+        return Generation(
+            text, tokens, finish, time.perf_counter() - started, prompt_seconds=_prompt_seconds(timings)
+        )
 
     def _check_status(self, response: httpx.Response, path: str) -> None:
         if response.status_code < 400:
@@ -131,17 +141,24 @@ class OpenAIBackend:
         self._fail(response, path)
 
     def _no_answer(self, path: str) -> ModelLoadError:
-        return ModelLoadError(f"the server did not answer within {self.config.request_timeout:g} s "
-                              "(request_timeout)", where=self._url(path))
+        return ModelLoadError(
+            f"the server did not answer within {self.config.request_timeout:g} s (request_timeout)",
+            where=self._url(path),
+        )
 
     def _fail(self, response: httpx.Response, path: str):
         detail = response.text[:500]
         where = self._url(path)
         if response.status_code in (401, 403):
-            raise ModelLoadError(f"authentication failed ({response.status_code}): set BENCHKIT_API_KEY "
-                                 f"or OPENAI_API_KEY; server said: {detail}", where=where)
+            raise ModelLoadError(
+                f"authentication failed ({response.status_code}): set BENCHKIT_API_KEY "
+                f"or OPENAI_API_KEY; server said: {detail}",
+                where=where,
+            )
         if response.status_code == 404:
-            raise ModelLoadError(f"unknown model {self.model_name!r} or endpoint (404): {detail}", where=where)
+            raise ModelLoadError(
+                f"unknown model {self.model_name!r} or endpoint (404): {detail}", where=where
+            )
         if response.status_code == 400:  # this prompt is the problem (too long for the context…)
             raise GenerationError(f"the server refused this request (400): {detail}")
         raise ModelLoadError(f"server error {response.status_code}: {detail}", where=where)
@@ -153,7 +170,11 @@ class OpenAIBackend:
         """A managed server raises here when its process has died."""
 
     def describe(self) -> dict:
-        return {**runaway.describe(self.config), "base_url": str(self.client.base_url), "model_name": self.model_name}
+        return {
+            **runaway.describe(self.config),
+            "base_url": str(self.client.base_url),
+            "model_name": self.model_name,
+        }
 
     def close(self) -> None:
         self.client.close()

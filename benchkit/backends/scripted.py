@@ -50,9 +50,12 @@ class ScriptedBackend:
         if entry.get("error"):
             raise GenerationError(f"scripted generation error ({where})")
         output = entry["output"]
-        return Generation(text=output, tokens=int(entry.get("tokens", len(output.split()))),
-                          finish_reason=entry.get("finish_reason", "stop"),
-                          seconds=time.perf_counter() - started)
+        return Generation(
+            text=output,
+            tokens=int(entry.get("tokens", len(output.split()))),
+            finish_reason=entry.get("finish_reason", "stop"),
+            seconds=time.perf_counter() - started,
+        )
 
     def describe(self) -> dict:
         return {"script": str(self.config.script), "replies": len(self.replies)}

@@ -27,8 +27,12 @@ from benchkit.model_file import CACHE_DIR
 
 SDIST_VERSION = "0.3.36"
 CMAKE_FLAGS = [
-    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DBUILD_SHARED_LIBS=OFF",
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DBUILD_SHARED_LIBS=OFF",
 ]
 
 
@@ -54,7 +58,8 @@ def find_tool(name: str, explicit: str | os.PathLike | None = None, build: bool 
     if not build:
         raise ModelLoadError(
             f"no {name}: give its path, put {name} on $PATH, or build it with "
-            f"`python -m benchkit.backends.server_build {name}`")
+            f"`python -m benchkit.backends.server_build {name}`"
+        )
     return build_tools([name])[0]
 
 
@@ -89,8 +94,18 @@ def _build(targets: list[Path]) -> None:
         source = _vendored_sources(Path(tmp))
         build = Path(tmp) / "build"
         _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS, *_extra_flags()], tmp)
-        _run(["cmake", "--build", str(build), "--target", *[t.name for t in targets],
-              "-j", str(os.cpu_count() or 2)], tmp)
+        _run(
+            [
+                "cmake",
+                "--build",
+                str(build),
+                "--target",
+                *[t.name for t in targets],
+                "-j",
+                str(os.cpu_count() or 2),
+            ],
+            tmp,
+        )
         for target in targets:
             built = next((p for p in build.rglob(target.name) if p.is_file()), None)
             if built is None:
@@ -100,8 +115,22 @@ def _build(targets: list[Path]) -> None:
 
 
 def _vendored_sources(tmp: Path) -> Path:
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-cache-dir",
-          "-d", str(tmp), f"llama-cpp-python=={SDIST_VERSION}"], str(tmp))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-cache-dir",
+            "-d",
+            str(tmp),
+            f"llama-cpp-python=={SDIST_VERSION}",
+        ],
+        str(tmp),
+    )
     sdist = next(tmp.glob("llama_cpp_python-*.tar.gz"))
     with tarfile.open(sdist) as archive:
         archive.extractall(tmp, filter="data")

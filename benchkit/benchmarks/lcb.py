@@ -32,15 +32,26 @@ SYSTEM_MESSAGE = (
     "You are an expert Python programmer. You will be given a question (problem specification) "
     "and will generate a correct Python program that matches the specification and passes all tests."
 )
-WITH_STARTER = ("You will use the following starter code to write the solution to the problem and "
-                "enclose your code within delimiters.")
+WITH_STARTER = (
+    "You will use the following starter code to write the solution to the problem and "
+    "enclose your code within delimiters."
+)
 WITHOUT_STARTER = (
     "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly "
     "test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when "
     "the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT."
 )
-REQUIRED = ("question_id", "question_content", "platform", "contest_date", "starter_code",
-            "difficulty", "public_test_cases", "private_test_cases", "metadata")
+REQUIRED = (
+    "question_id",
+    "question_content",
+    "platform",
+    "contest_date",
+    "starter_code",
+    "difficulty",
+    "public_test_cases",
+    "private_test_cases",
+    "metadata",
+)
 _RELEASE_FILE = re.compile(r"^test(\d*)\.jsonl$")
 
 
@@ -89,10 +100,15 @@ class LiveCodeBench(Benchmark):
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
         data = problem.data
         mode = "call" if data["testtype"] == "functional" else "stdio"
-        return Job(completion, timeout=timeout, memory_mb=memory_mb, mode=mode,
-                   tests=tuple(data["tests"]), fn_name=data["fn_name"],
-                   corrected=bool(getattr(self.config, "lcb_corrected", False)))
-
+        return Job(
+            completion,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            mode=mode,
+            tests=tuple(data["tests"]),
+            fn_name=data["fn_name"],
+            corrected=bool(getattr(self.config, "lcb_corrected", False)),
+        )
 
     def grade(self, sandbox, job: Job) -> Future:
         """With a corrected comparison, each program also runs under the official one and its
@@ -120,8 +136,10 @@ class LiveCodeBench(Benchmark):
         compared = [r for r in records if "official_passed" in r]
         if not compared:
             return {}
-        return {"corrected_verdicts_changed": sum(r["passed"] != r["official_passed"] for r in compared),
-                "official_samples_passed": sum(r["official_passed"] for r in compared)}
+        return {
+            "corrected_verdicts_changed": sum(r["passed"] != r["official_passed"] for r in compared),
+            "official_samples_passed": sum(r["official_passed"] for r in compared),
+        }
 
     @classmethod
     def selfcheck_programs(cls, timeout: float, memory_mb: int) -> list[tuple[str, Job, str]]:
@@ -130,16 +148,28 @@ class LiveCodeBench(Benchmark):
         call = (("3\n4", "7"), ("[1, 2]\n[3]", "[1, 2, 3]"))
 
         def job(source, mode, tests):
-            return Job(source, timeout=timeout, memory_mb=memory_mb, mode=mode,
-                       tests=tuple({"input": i, "output": o} for i, o in tests), fn_name="add")
+            return Job(
+                source,
+                timeout=timeout,
+                memory_mb=memory_mb,
+                mode=mode,
+                tests=tuple({"input": i, "output": o} for i, o in tests),
+                fn_name="add",
+            )
 
         return [
             ("stdin, right", job("a, b = map(int, input().split())\nprint(a + b)", "stdio", stdio), "passed"),
             ("stdin, wrong", job("a, b = map(int, input().split())\nprint(a - b)", "stdio", stdio), "failed"),
-            ("call, right", job("class Solution:\n    def add(self, a, b):\n        return a + b", "call", call),
-             "passed"),
-            ("call, wrong", job("class Solution:\n    def add(self, a, b):\n        return a", "call", call),
-             "failed"),
+            (
+                "call, right",
+                job("class Solution:\n    def add(self, a, b):\n        return a + b", "call", call),
+                "passed",
+            ),
+            (
+                "call, wrong",
+                job("class Solution:\n    def add(self, a, b):\n        return a", "call", call),
+                "failed",
+            ),
             ("endless loop", job("while True:\n    pass", "stdio", stdio[:1]), "timeout"),
         ]
 
@@ -238,8 +268,9 @@ def _problem(record: dict, where: str, release: int | None) -> Problem:
 def _tests(value, where: str, field: str) -> list[dict]:
     tests = _json_field(value, where, field) or []
     if not isinstance(tests, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)
-            for t in tests):
+        isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)
+        for t in tests
+    ):
         raise DataError(f"{field} must be a list of {{input, output}} strings", where=where)
     return tests
 
@@ -276,8 +307,9 @@ def decode_private_tests(value, where: str) -> list[dict]:
     except (ValueError, TypeError, zlib.error, pickle.UnpicklingError, EOFError) as exc:
         raise DataError(f"private_test_cases cannot be decoded safely ({exc})", where=where) from None
     if type(text) is not str:
-        raise DataError(f"private_test_cases decoded to {type(text).__name__}, expected a JSON string",
-                        where=where)
+        raise DataError(
+            f"private_test_cases decoded to {type(text).__name__}, expected a JSON string", where=where
+        )
     return _tests(text, where, "private_test_cases")
 
 
@@ -296,6 +328,8 @@ def _selected(problem: Problem, config) -> bool:
         if data["release"] is None:
             raise ConfigError(
                 "--release needs the official file names (test.jsonl, test2.jsonl, … test6.jsonl) "
-                "to tell which release a problem belongs to", where="release")
+                "to tell which release a problem belongs to",
+                where="release",
+            )
         return data["release"] <= int(config.release.removeprefix("release_").removeprefix("v"))
     return True

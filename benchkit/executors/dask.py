@@ -34,13 +34,16 @@ def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
     from distributed import Client
 
     if not options.scheduler:
-        raise ConfigError("the dask executor needs --scheduler tcp://HOST:PORT (or use "
-                          "--executor dask-local)", where="--scheduler")
+        raise ConfigError(
+            "the dask executor needs --scheduler tcp://HOST:PORT (or use --executor dask-local)",
+            where="--scheduler",
+        )
     try:
         client = Client(options.scheduler, timeout=CONNECT_TIMEOUT_S)
     except OSError as exc:
-        raise BenchkitError(f"cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S} s ({exc})",
-                            where=options.scheduler) from None
+        raise BenchkitError(
+            f"cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S} s ({exc})", where=options.scheduler
+        ) from None
     with client:
         return _run(client, sweep, options)
 
@@ -50,9 +53,16 @@ def run_sweep_on_local_cluster(sweep: Sweep, options: Options) -> list[dict]:
     offering the resources the sweep asks for."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
-                      resources=sweep.resources or None, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=options.workers,
+            threads_per_worker=1,
+            processes=True,
+            resources=sweep.resources or None,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         return _run(client, sweep, options)
 
 
@@ -71,12 +81,23 @@ def _run(client, sweep: Sweep, options: Options) -> list[dict]:
     for state in states:
         if state.state != "done":
             record = _queued(store, sweep, state)
-            future = client.submit(run_cell, state.cell.config.settings(), record, resources=sweep.resources,
-                                   key=f"benchkit-cell-{record['run_id']}", pure=False)
+            future = client.submit(
+                run_cell,
+                state.cell.config.settings(),
+                record,
+                resources=sweep.resources,
+                key=f"benchkit-cell-{record['run_id']}",
+                pure=False,
+            )
             futures[future] = (state.cell.name, record)
     failed = []
-    with tqdm(total=len(states), initial=len(records), unit="cell", disable=not options.progress,
-              desc=f"sweep {sweep.name}") as bar:
+    with tqdm(
+        total=len(states),
+        initial=len(records),
+        unit="cell",
+        disable=not options.progress,
+        desc=f"sweep {sweep.name}",
+    ) as bar:
         try:
             for future in as_completed(futures):
                 name, record = futures[future]
@@ -90,7 +111,7 @@ def _run(client, sweep: Sweep, options: Options) -> list[dict]:
                 bar.update(1)
         except KeyboardInterrupt:
             client.cancel(list(futures))
-            for future, (name, record) in futures.items():
+            for name, record in futures.values():
                 if name not in records and name not in failed:
                     store.save(record | {"status": "interrupted"})
             raise
@@ -116,27 +137,39 @@ def _preflight(client, sweep: Sweep, configs: list[RunConfig]) -> None:
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)  # workers may still be starting
     except TimeoutError:
-        raise BenchkitError(f"the Dask cluster has no workers (waited {CONNECT_TIMEOUT_S} s)",
-                            where=str(client.scheduler.address)) from None
+        raise BenchkitError(
+            f"the Dask cluster has no workers (waited {CONNECT_TIMEOUT_S} s)",
+            where=str(client.scheduler.address),
+        ) from None
     workers = client.scheduler_info()["workers"]
     offered = [info.get("resources") or {} for info in workers.values()]
-    if sweep.resources and not any(all(have.get(k, 0) >= v for k, v in sweep.resources.items())
-                                   for have in offered):
-        raise BenchkitError(f"no worker offers the resources the sweep asks for ({sweep.resources}); "
-                            f"workers offer {offered}: start them with e.g. --resources GPU=1",
-                            where=f"{sweep.file}: resources")
+    if sweep.resources and not any(
+        all(have.get(k, 0) >= v for k, v in sweep.resources.items()) for have in offered
+    ):
+        raise BenchkitError(
+            f"no worker offers the resources the sweep asks for ({sweep.resources}); "
+            f"workers offer {offered}: start them with e.g. --resources GPU=1",
+            where=f"{sweep.file}: resources",
+        )
     paths = sorted({str(c.model) for c in configs if c.model} | {str(c.results_dir) for c in configs})
     facts = client.run(worker_facts, paths, on_error="return")
     for address, fact in facts.items():
         if isinstance(fact, BaseException):
-            raise BenchkitError(f"worker cannot run benchkit ({type(fact).__name__}: {fact}); install "
-                                f"benchkit {__version__} there", where=address)
+            raise BenchkitError(
+                f"worker cannot run benchkit ({type(fact).__name__}: {fact}); install "
+                f"benchkit {__version__} there",
+                where=address,
+            )
         if fact["benchkit"] != __version__:
-            raise BenchkitError(f"worker has benchkit {fact['benchkit']}, this one is {__version__}",
-                                where=address)
+            raise BenchkitError(
+                f"worker has benchkit {fact['benchkit']}, this one is {__version__}", where=address
+            )
         if fact["missing"]:
-            raise BenchkitError(f"worker does not see {', '.join(fact['missing'])} (model files and "
-                                "the results directory must be on a shared path)", where=address)
+            raise BenchkitError(
+                f"worker does not see {', '.join(fact['missing'])} (model files and "
+                "the results directory must be on a shared path)",
+                where=address,
+            )
 
 
 def worker_facts(paths: list[str]) -> dict:

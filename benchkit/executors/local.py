@@ -25,12 +25,22 @@ def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
     states = cell_states(sweep, store)
     records, failed = [], []
     workers = sweep.cells[0].config.grade_workers
-    with GradingPool(workers) as pool, tqdm(total=len(states), unit="cell", disable=not options.progress,
-                                            desc=f"sweep {sweep.name}", position=0) as bar:
+    with (
+        GradingPool(workers) as pool,
+        tqdm(
+            total=len(states),
+            unit="cell",
+            disable=not options.progress,
+            desc=f"sweep {sweep.name}",
+            position=0,
+        ) as bar,
+    ):
         for state in states:
             bar.set_postfix_str(state.cell.name)
             try:
-                records.append(state.record if state.state == "done" else _run_cell(sweep, state, options, pool))
+                records.append(
+                    state.record if state.state == "done" else _run_cell(sweep, state, options, pool)
+                )
             except BenchkitError as exc:
                 failed.append(state.cell.name)
                 print(f"benchkit: cell {state.cell.name} failed: {exc}", file=sys.stderr)
@@ -44,14 +54,19 @@ def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
 def _run_cell(sweep: Sweep, state, options: Options, pool: GradingPool) -> dict:
     ref = {"name": sweep.name, "cell": state.cell.name}
     if not options.notebook:
-        return run(state.cell.config, resume=state.run_id, progress=options.progress,
-                   context=Context(pool=pool, sweep=ref))
+        return run(
+            state.cell.config,
+            resume=state.run_id,
+            progress=options.progress,
+            context=Context(pool=pool, sweep=ref),
+        )
     from benchkit.notebook import execute
 
     output = notebook_path(sweep, Path(options.results_dir), state.cell.name)
     execute(state.cell.config, resume=state.run_id, output=output, sweep=ref)
-    return cell_states(Sweep(sweep.name, sweep.file, [state.cell], sweep.resources),
-                       ResultsStore(options.results_dir))[0].record
+    return cell_states(
+        Sweep(sweep.name, sweep.file, [state.cell], sweep.resources), ResultsStore(options.results_dir)
+    )[0].record
 
 
 def notebook_path(sweep: Sweep, results_dir: Path, cell: str) -> Path:
@@ -61,13 +76,21 @@ def notebook_path(sweep: Sweep, results_dir: Path, cell: str) -> Path:
 def write_index(sweep: Sweep, store: ResultsStore) -> Path:
     """results/reports/<sweep>/index.md: each cell, its score and status, and its notebook."""
     index = store.dir / "reports" / sweep.name / "index.md"
-    lines = [f"# Sweep {sweep.name}", "", f"From `{sweep.file}`.", "",
-             "| cell | status | pass@1 % | notebook |", "|---|---|---|---|"]
+    lines = [
+        f"# Sweep {sweep.name}",
+        "",
+        f"From `{sweep.file}`.",
+        "",
+        "| cell | status | pass@1 % | notebook |",
+        "|---|---|---|---|",
+    ]
     for state in cell_states(sweep, store):
         notebook = notebook_path(sweep, store.dir, state.cell.name)
         score = state.record["results"].get("score") if state.record else None
         link = f"[{notebook.name}]({notebook.name})" if notebook.exists() else ""
-        lines.append(f"| {state.cell.name} | {state.state} | {'' if score is None else f'{score:.2f}'} | {link} |")
+        lines.append(
+            f"| {state.cell.name} | {state.state} | {'' if score is None else f'{score:.2f}'} | {link} |"
+        )
     index.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(index, "\n".join(lines) + "\n")
     return index
@@ -75,5 +98,8 @@ def write_index(sweep: Sweep, store: ResultsStore) -> Path:
 
 def raise_failed(sweep: Sweep, failed: list[str], cells: int) -> None:
     if failed:
-        raise BenchkitError(f"{len(failed)} of {cells} cells failed ({', '.join(failed)}); the "
-                            "others are stored; run the sweep again to retry them", where=str(sweep.file))
+        raise BenchkitError(
+            f"{len(failed)} of {cells} cells failed ({', '.join(failed)}); the "
+            "others are stored; run the sweep again to retry them",
+            where=str(sweep.file),
+        )

@@ -23,8 +23,9 @@ def run_child(job, scratch, report_fd, nonce, ruleset):
         report_fd = isolate_descriptors(report_fd)
         os.chdir(scratch)
         limit_resources(job)
-        pass_line = ('{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n'
-                     % nonce).encode()
+        pass_line = (
+            '{"nonce": "%s", "status": "passed", "error_type": null, "message": "passed"}\n' % nonce
+        ).encode()
         del nonce
         _execute(job["source"], report_fd, pass_line)
     finally:
@@ -107,8 +108,12 @@ def _report_failure(fd, release, exc):
         message = "failed: %s" % (exc,)
     except BaseException:  # a program-defined __str__ that raises
         message = "failed: <unprintable %s>" % kind
-    os.write(fd, (json.dumps({"status": status, "error_type": kind,
-                              "message": message[:MESSAGE_LIMIT]}) + "\n").encode())
+    os.write(
+        fd,
+        (
+            json.dumps({"status": status, "error_type": kind, "message": message[:MESSAGE_LIMIT]}) + "\n"
+        ).encode(),
+    )
     if release is not None:
         release()
 
@@ -119,12 +124,25 @@ def _main_stack_size():
     return 0 if soft == resource.RLIM_INFINITY or soft < 32768 else soft
 
 
-_BLOCKED_EVENTS = frozenset({
-    "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-    "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",
-    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",
-})
+_BLOCKED_EVENTS = frozenset(
+    {
+        "sys._current_frames",
+        "sys._current_exceptions",
+        "sys.settrace",
+        "sys.setprofile",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "ctypes.addressof",
+        "ctypes.string_at",
+        "ctypes.wstring_at",
+        "ctypes.call_function",
+        "ctypes.PyObj_FromPtr",
+    }
+)
 _FUNCTION_INTERNALS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 try:
     _PROC_DEVICE = os.stat("/proc").st_dev
@@ -132,9 +150,20 @@ except OSError:
     _PROC_DEVICE = None
 
 
-def _audit(event, args, _blocked=_BLOCKED_EVENTS, _internals=_FUNCTION_INTERNALS,
-           _proc=_PROC_DEVICE, _stat=os.stat, _fspath=os.fspath, _isinstance=isinstance,
-           _int=int, _blocked_error=RuntimeError, _denied_error=PermissionError, _os_error=OSError):
+def _audit(
+    event,
+    args,
+    _blocked=_BLOCKED_EVENTS,
+    _internals=_FUNCTION_INTERNALS,
+    _proc=_PROC_DEVICE,
+    _stat=os.stat,
+    _fspath=os.fspath,
+    _isinstance=isinstance,
+    _int=int,
+    _blocked_error=RuntimeError,
+    _denied_error=PermissionError,
+    _os_error=OSError,
+):
     """Close the routes by which a program could read the harness's memory or rewrite its tests:
     other threads' frames, the garbage collector's object lists, tracing, ctypes, /proc/*/mem.
 
@@ -171,8 +200,9 @@ def prepare_confinement():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     handled = ctypes.c_uint64(LANDLOCK_READ_WRITE)
-    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(handled), ctypes.c_size_t(8),
-                           ctypes.c_uint32(0))
+    ruleset = libc.syscall(
+        SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(handled), ctypes.c_size_t(8), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         return -1
     allowed = ["/" + name for name in os.listdir("/") if name != "proc"]
@@ -205,21 +235,26 @@ def _allow(libc, ruleset, path):
     rule[0] = LANDLOCK_READ_WRITE
     rule[1] = fd
     try:
-        libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule),
-                     ctypes.c_uint32(0))
+        libc.syscall(
+            SYS_LANDLOCK_ADD_RULE,
+            ctypes.c_int(ruleset),
+            ctypes.c_int(1),
+            ctypes.byref(rule),
+            ctypes.c_uint32(0),
+        )
     finally:
         os.close(fd)
 
 
 class _WriteOnlyStringIO(io.StringIO):
     def read(self, *args, **kwargs):
-        raise IOError
+        raise OSError
 
     def readline(self, *args, **kwargs):
-        raise IOError
+        raise OSError
 
     def readlines(self, *args, **kwargs):
-        raise IOError
+        raise OSError
 
     def readable(self, *args, **kwargs):
         return False
@@ -249,10 +284,34 @@ def reliability_guard(keep_exit=False):
         builtins.exit = None
     builtins.quit = None
     os.environ["OMP_NUM_THREADS"] = "1"
-    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
-                 "fork", "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink",
-                 "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown",
-                 "getcwd", "chdir"):
+    for name in (
+        "kill",
+        "system",
+        "putenv",
+        "remove",
+        "removedirs",
+        "rmdir",
+        "fchdir",
+        "setuid",
+        "fork",
+        "forkpty",
+        "killpg",
+        "rename",
+        "renames",
+        "truncate",
+        "replace",
+        "unlink",
+        "fchmod",
+        "fchown",
+        "chmod",
+        "chown",
+        "chroot",
+        "lchflags",
+        "lchmod",
+        "lchown",
+        "getcwd",
+        "chdir",
+    ):
         setattr(os, name, None)
     _shutil.rmtree = None
     _shutil.move = None
@@ -261,6 +320,7 @@ def reliability_guard(keep_exit=False):
     builtins.help = None
     for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
         sys.modules[name] = None
+
 
 def parse_message(line):
     try:

@@ -13,8 +13,14 @@ import sys
 import tempfile
 import time
 
-from harness import (MESSAGE_LIMIT, confine_files, isolate_descriptors, limit_resources,
-                     parse_message, reliability_guard)
+from harness import (
+    MESSAGE_LIMIT,
+    confine_files,
+    isolate_descriptors,
+    limit_resources,
+    parse_message,
+    reliability_guard,
+)
 from preload import as_in_reference
 from processes import kill_descendants
 
@@ -62,28 +68,41 @@ def _judge_tests(job, pid, out_r, ctl_w):
     messages = _MessageReader(out_r)
     loaded = messages.next(job["timeout"] + 1.0)  # the program compiled and defined what is called
     if loaded is None or loaded.get("status") != "ok":
-        loaded = loaded or {"status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
-                            "message": "failed: the program did not load"}
+        loaded = loaded or {
+            "status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
+            "message": "failed: the program did not load",
+        }
         return _failure(str(loaded.get("status")), loaded.get("error_type"), str(loaded.get("message")), 0)
     for index, test in enumerate(job["tests"]):
         message = messages.next(job["timeout"] + 1.0)
         if message is None:
             alive = os.waitpid(pid, os.WNOHANG)[0] == 0
-            return _failure("timeout" if alive else "crashed", None,
-                            "timed out" if alive else "failed: the program died", index)
+            return _failure(
+                "timeout" if alive else "crashed",
+                None,
+                "timed out" if alive else "failed: the program died",
+                index,
+            )
         if message.get("status") != "ok":
-            return _failure(str(message.get("status")), message.get("error_type"),
-                            str(message.get("message")), index)
-        if not outputs_equal(job["mode"], message.get("output", ""), test["output"],
-                                      job.get("corrected", False)):
+            return _failure(
+                str(message.get("status")), message.get("error_type"), str(message.get("message")), index
+            )
+        if not outputs_equal(
+            job["mode"], message.get("output", ""), test["output"], job.get("corrected", False)
+        ):
             return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
         os.write(ctl_w, b"c")
     return {"status": "passed", "error_type": None, "message": "passed", "tests_passed": len(job["tests"])}
 
 
 def _failure(status, error_type, message, index):
-    return {"status": status, "error_type": error_type, "message": message[:MESSAGE_LIMIT],
-            "tests_passed": index, "failed_test": index}
+    return {
+        "status": status,
+        "error_type": error_type,
+        "message": message[:MESSAGE_LIMIT],
+        "tests_passed": index,
+        "failed_test": index,
+    }
 
 
 class _MessageReader:
@@ -179,7 +198,10 @@ def make_function(code, imports):
         function = ast.FunctionDef(
             name="wrapped_function",
             args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
-            body=body, decorator_list=[], lineno=-1)
+            body=body,
+            decorator_list=[],
+            lineno=-1,
+        )
         return imports + "\n" + ast.unparse(imports_ast) + "\n" + ast.unparse(function)
     except Exception:
         return code
@@ -232,14 +254,15 @@ def _send(fd, message):
     data = (json.dumps(message) + "\n").encode()
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _error_message(exc):
     if isinstance(exc, _Timeout):
         return {"status": "timeout", "error_type": None, "message": "timed out"}
-    status = "memory" if isinstance(exc, MemoryError) else "output" if isinstance(exc, _OutputLimit) \
-        else "failed"
+    status = (
+        "memory" if isinstance(exc, MemoryError) else "output" if isinstance(exc, _OutputLimit) else "failed"
+    )
     try:
         text = "failed: %r" % (exc,)
     except BaseException:
@@ -374,4 +397,3 @@ def _call_with_stdin(method, test_input, corrected=False):
     finally:
         sys.stdout = saved
     return captured.getvalue()
-

@@ -149,8 +149,6 @@ def _wait(pid, timeout, started):
         os.close(pidfd)
 
 
-
-
 def _read_report(fd):
     os.set_blocking(fd, False)
     chunks = []
@@ -167,17 +165,23 @@ def _verdict(status, report, nonce, seconds):
         return {**outcome, "status": "timeout", "error_type": None, "message": "timed out"}
     reports = [parse_message(line) for line in report.decode("utf-8", "replace").splitlines()]
     if any(r is None or (r.get("status") == "passed" and r.get("nonce") != nonce) for r in reports):
-        return {**outcome, "status": "crashed", "error_type": None,
-                "message": "failed: tampered with the result channel"}
+        return {
+            **outcome,
+            "status": "crashed",
+            "error_type": None,
+            "message": "failed: tampered with the result channel",
+        }
     if any(r["status"] == "passed" for r in reports):
         return {**outcome, "status": "passed", "error_type": None, "message": "passed"}
     if reports:
         first = reports[0]
-        return {**outcome, "status": str(first.get("status")), "error_type": first.get("error_type"),
-                "message": str(first.get("message"))[:MESSAGE_LIMIT]}
+        return {
+            **outcome,
+            "status": str(first.get("status")),
+            "error_type": first.get("error_type"),
+            "message": str(first.get("message"))[:MESSAGE_LIMIT],
+        }
     return {**outcome, "status": "crashed", "error_type": None, "message": "failed: " + _died(status)}
-
-
 
 
 def _died(status):
