@@ -119,8 +119,7 @@ def _sweep_sections(runs: pd.DataFrame, results_dir, baseline: str) -> list[tupl
             versus.drop(columns="baseline"),
         ),
         ("Score by model and quant", figures.model_quant_figure(runs)),
-        ("Score against model size", figures.size_figure(runs)),
-    ]
+    ] + ([("Score against model size", figures.size_figure(runs))] if runs.size_mb.notna().any() else [])
 
 
 def _p(p) -> str:

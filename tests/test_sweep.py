@@ -323,3 +323,18 @@ def test_local_sweep_frees_each_model_before_the_next(tmp_path):
     for before, top, after in levels[1:]:
         assert top > before + 150, levels  # a model was in memory during the cell
         assert after < before + 20, levels  # and gone after it
+
+
+@pytest.mark.slow
+@pytest.mark.needs_chromium
+def test_sweep_report_opens_in_chromium_with_its_figures(tmp_path, scripts):
+    from benchkit.report import write_report
+    from tests.browser import open_page
+
+    sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
+    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    page = open_page(write_report(tmp_path / "results", tmp_path / "sweep.html", sweep="t"), "sweep-report")
+    assert page.errors == [] and page.network == []
+    titles = [plot["title"] for plot in page.plots]
+    assert "pass@1 by model and quant" in titles and all(p["marks"] > 0 for p in page.plots)
+    assert "Sweep t" in page.text and "Holm" in page.text and page.screenshot.exists()
