@@ -118,20 +118,27 @@ def problem_heatmap(matrix: pd.DataFrame):
 
 
 def model_quant_figure(runs: pd.DataFrame):
-    """A sweep's score per model, one bar per quant (or per cell where quants repeat)."""
+    """A sweep's score per model and quant, one bar per setting of the grid (the cell's name
+    after its benchmark and model), side by side."""
     import plotly.express as px
 
-    frame = _with_error_bars(runs, cell=runs.cell.fillna(runs.label))
+    cell = runs.cell.fillna(runs.label)
+    frame = _with_error_bars(
+        runs,
+        cell=cell,
+        model_quant=runs.model + " " + runs.quant.astype(str),
+        setting=cell.str.split("/").str[2:].str.join("/").replace("", "(one setting)"),
+    )
     return px.bar(
         frame,
-        x="model",
+        x="model_quant",
         y="score",
-        color="quant",
+        color="setting",
         barmode="group",
         error_y="err_plus",
         error_y_minus="err_minus",
         hover_data=HOVER + ["cell"],
-        labels={"score": "pass@1 %"},
+        labels={"score": "pass@1 %", "model_quant": "model and quant"},
         title="pass@1 by model and quant",
     )
 
