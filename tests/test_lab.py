@@ -289,8 +289,9 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab, backend):
         assert any("worker.py" in " ".join(p.cmdline()) for p in processes[1:]), processes  # the sandbox
         if backend == "llama_server":
             assert psutil.Process(record["config"]["server_pid"]) in processes
-        _menu(page, "Kernel", "Restart Kernel")
-        page.get_by_role("button", name="Restart", exact=True).click()  # Lab's confirmation dialog
+        _menu(page, "Kernel", "Restart Kernel…")
+        page.get_by_text("Do you want to restart the kernel").wait_for()  # Lab asks to confirm;
+        page.keyboard.press("Enter")  # its focused default button is Restart
         _, alive = psutil.wait_procs(processes, timeout=60)
         assert alive == [], [(p.pid, p.cmdline()) for p in alive]
         page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=2 * MINUTE)
