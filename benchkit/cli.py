@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import typing
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchkitError as exc:
         _say(f"error: {exc}", exc)
         return exc.exit_code
+    except BrokenPipeError:  # `benchkit runs | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as exc:  # a file or directory benchkit did not expect to fail: name it
         _say(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", exc)
         return 1
@@ -58,7 +63,12 @@ def _say(message: str, exc: BaseException, default: str = "") -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_grade, _add_sweep, _add_selfcheck, _add_compare, _add_report, _add_runs):
+        add(commands)
+    return parser
 
+
+def _add_run(commands) -> None:
     run = commands.add_parser("run", help="run a benchmark on a model")
     run.add_argument("--params", help="papermill parameters YAML to start from")
     _add_setting_flags(run, fields())
@@ -78,12 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
+
+def _add_grade(commands) -> None:
     grade = commands.add_parser("grade", help="grade a samples file made elsewhere")
     grade.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"}')
     _add_setting_flags(grade, ["benchmark", *fields(group="grading"), *fields(group="data")])
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
+
+def _add_sweep(commands) -> None:
     sweep = commands.add_parser("sweep", help="run every cell of a sweep file that is not done yet")
     sweep.add_argument("file", type=Path, help="sweep YAML (see parameters/sweep-example.yaml)")
     sweep.add_argument("--dry-run", action="store_true", help="list the cells, their state and the work left")
@@ -110,18 +124,24 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(func=_sweep)
 
+
+def _add_selfcheck(commands) -> None:
     check = commands.add_parser("selfcheck", help="check that grading is sound on this machine")
     check.add_argument("--timeout", type=float, default=3.0)
     check.add_argument("--memory-mb", type=int, default=2048)
     check.add_argument("--workers", type=int, default=None)
     check.set_defaults(func=_selfcheck)
 
+
+def _add_compare(commands) -> None:
     compare = commands.add_parser("compare", help="pair two runs problem by problem")
     compare.add_argument("run_a")
     compare.add_argument("run_b")
     compare.add_argument("--results-dir", default="results")
     compare.set_defaults(func=_compare)
 
+
+def _add_report(commands) -> None:
     report = commands.add_parser("report", help="one self-contained HTML file comparing stored runs")
     report.add_argument(
         "run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (default: every finished run)"
@@ -139,11 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="HTML file (default: results/reports/compare-<time>.html)")
     report.set_defaults(func=_report)
 
+
+def _add_runs(commands) -> None:
     runs = commands.add_parser("runs", help="list stored runs")
     runs.add_argument("--sweep", help="only the runs of this sweep")
     runs.add_argument("--results-dir", default="results")
     runs.set_defaults(func=_runs)
-    return parser
 
 
 def _add_setting_flags(parser, names: list[str]) -> None:
