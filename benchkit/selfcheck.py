@@ -53,11 +53,7 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048, ben
         for name, (src, _) in KNOWN_BAD.items()
     }
     reference = sandbox.submit(Job(REFERENCE_LOOP, 30.0, memory_mb))
-    own = [
-        (f"{b.name}: {name}", sandbox.submit(job), expected)
-        for b in benchmarks
-        for name, job, expected in b.selfcheck_programs(min(timeout, 2.0), memory_mb)
-    ]
+    own = submit_benchmark_programs(sandbox, benchmarks, timeout, memory_mb)
     outcomes = [f.result() for f in canonical]
     report.canonical_total = len(outcomes)
     report.canonical_passed = sum(o.passed for o in outcomes)
@@ -71,18 +67,36 @@ def selfcheck(sandbox: Sandbox, timeout: float = 3.0, memory_mb: int = 2048, ben
         outcome, expected = future.result(), KNOWN_BAD[name][1]
         if outcome.status != expected:
             report.problems.append(f"known-bad program '{name}' gave {outcome.status}, expected {expected}")
-    for name, future, expected in own:
-        outcome = future.result()
-        report.benchmark_checked.append(name)
-        if outcome.status != expected:
-            report.problems.append(
-                f"self-check program '{name}' gave {outcome.status} ({outcome.message}), expected {expected}"
-            )
+    report.benchmark_checked, problems = benchmark_program_verdicts(own)
+    report.problems += problems
     report.reference_loop_s = reference.result().seconds
     _calibrate(report, timeout)
     for message in report.warnings:
         warnings.warn(f"benchkit selfcheck: {message}", RuntimeWarning, stacklevel=2)
     return report
+
+
+def submit_benchmark_programs(sandbox: Sandbox, benchmarks, timeout: float, memory_mb: int) -> list:
+    """The programs with which each benchmark proves its own harness, submitted: (name, future,
+    expected status)."""
+    return [
+        (f"{b.name}: {name}", sandbox.submit(job), expected)
+        for b in benchmarks
+        for name, job, expected in b.selfcheck_programs(min(timeout, 2.0), memory_mb)
+    ]
+
+
+def benchmark_program_verdicts(submitted: list) -> tuple[list[str], list[str]]:
+    """The names checked, and a problem for each program graded otherwise than expected."""
+    checked, problems = [], []
+    for name, future, expected in submitted:
+        outcome = future.result()
+        checked.append(name)
+        if outcome.status != expected:
+            problems.append(
+                f"self-check program '{name}' gave {outcome.status} ({outcome.message}), expected {expected}"
+            )
+    return checked, problems
 
 
 def _calibrate(report: SelfCheck, timeout: float) -> None:

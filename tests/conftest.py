@@ -86,3 +86,13 @@ def requantised_model(model_path) -> Path:
     from benchkit.model_file import requantised
 
     return requantised(model_path, "Q4_0")
+
+
+@pytest.fixture(scope="session")
+def grading_pool():
+    """One sandbox pool for the in-process runs of the fast tests (self-checked once per limits),
+    as a sweep shares one: each run would otherwise start workers and self-check them anew."""
+    from benchkit.grading import GradingPool
+
+    with GradingPool(2) as pool:
+        yield pool

@@ -29,6 +29,7 @@ def test_cli_selfcheck():
 
 def test_a_benchmark_self_checks_its_own_harness():
     from benchkit.benchmarks.lcb import LiveCodeBench
+    from benchkit.selfcheck import benchmark_program_verdicts, submit_benchmark_programs
 
     class WrongExpectations(LiveCodeBench):  # a harness that grades right, checked against wrong claims
         @classmethod
@@ -39,8 +40,20 @@ def test_a_benchmark_self_checks_its_own_harness():
             ]
 
     with Sandbox(2) as sandbox:
-        good = selfcheck(sandbox, 3.0, benchmarks=[LiveCodeBench])
-        bad = selfcheck(sandbox, 3.0, benchmarks=[WrongExpectations])
-    assert good.ok and len(good.benchmark_checked) == 5 and good.benchmark_checked[0].startswith("lcb: ")
-    assert not bad.ok and len(bad.problems) == 5
-    assert "self-check program 'lcb: stdin, right' gave passed" in bad.problems[0]
+        checked, problems = benchmark_program_verdicts(
+            submit_benchmark_programs(sandbox, [LiveCodeBench], 1.0, 2048)
+        )
+        _, wrong = benchmark_program_verdicts(
+            submit_benchmark_programs(sandbox, [WrongExpectations], 1.0, 2048)
+        )
+    assert problems == [] and len(checked) == 5 and checked[0].startswith("lcb: ")
+    assert len(wrong) == 5 and "self-check program 'lcb: stdin, right' gave passed" in wrong[0]
+
+
+@pytest.mark.slow
+def test_a_run_self_checks_the_harness_of_its_benchmark():
+    from benchkit.benchmarks.lcb import LiveCodeBench
+
+    with Sandbox(2) as sandbox:
+        report = selfcheck(sandbox, 3.0, benchmarks=[LiveCodeBench])
+    assert report.ok and len(report.benchmark_checked) == 5

@@ -60,27 +60,27 @@ def test_cells_are_the_product_less_the_excluded(tmp_path, scripts):
     assert sweep.cells[1].config.num_samples == 2 and sweep.cells[1].config.temperature == 0.5
 
 
-def test_sweep_runs_once_then_skips_and_reports_each_cell(tmp_path, scripts):
+def test_sweep_runs_once_then_skips_and_reports_each_cell(tmp_path, scripts, grading_pool):
     path = two_by_two(tmp_path, scripts)
     sweep = load_sweep(path, tmp_path / "results")
-    records = run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    records = run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     assert [r["results"]["score"] for r in records] == [100.0, 100.0, 0.0, 0.0]
     assert [r["sweep"] for r in records] == [{"name": "t", "cell": c.name} for c in sweep.cells]
     store = ResultsStore(tmp_path / "results")
     assert {s.state for s in cell_states(sweep, store)} == {"done"}
     before = store.file.read_text()
-    again = run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    again = run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     assert [r["run_id"] for r in again] == [r["run_id"] for r in records] and store.file.read_text() == before
     assert "4 cells, 4 done; 0 samples left" in plan_table(sweep, store)
 
 
-def test_a_partial_cell_resumes_and_a_changed_setting_is_a_new_cell(tmp_path, scripts):
+def test_a_partial_cell_resumes_and_a_changed_setting_is_a_new_cell(tmp_path, scripts, grading_pool):
     right, _ = scripts
     write_script(right, reply(0), reply(1, error="fatal"), reply(2))
     path = two_by_two(tmp_path, scripts, "exclude: [{num_samples: 2}]")
     sweep = load_sweep(path, tmp_path / "results")
     with pytest.raises(Exception, match="1 of 2 cells failed"):
-        run_sweep(sweep, Options(tmp_path / "results", progress=False))
+        run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     store = ResultsStore(tmp_path / "results")
     states = {s.cell.name: s for s in cell_states(sweep, store)}
     assert (
@@ -89,7 +89,7 @@ def test_a_partial_cell_resumes_and_a_changed_setting_is_a_new_cell(tmp_path, sc
     ) == ("partial", 1)
     assert "partial 1/3" in plan_table(sweep, store)
     write_script(right, reply(0), reply(1), reply(2))
-    records = run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    records = run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     assert records[0]["run_id"] == states["human_eval/right/num_samples=1"].run_id
     assert len(store.samples(records[0]["run_id"])) == 3  # nothing generated twice
     changed = load_sweep(
@@ -153,6 +153,7 @@ def test_bad_gguf_in_a_glob_is_named(tmp_path):
         load_sweep(path)
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_current_cell_interrupted_and_a_rerun_completes_it(tmp_path, scripts):
     right, _ = scripts
     gate = tmp_path / "gate"
@@ -195,11 +196,11 @@ def test_shipped_example_is_valid():
     assert len(sweep.cells) == 2 and json.dumps([c.name for c in sweep.cells])
 
 
-def test_a_sweep_is_one_table_with_every_cell_against_a_baseline(tmp_path, scripts):
+def test_a_sweep_is_one_table_with_every_cell_against_a_baseline(tmp_path, scripts, grading_pool):
     from benchkit.analysis import against_baseline, runs_table
 
     sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
-    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     runs = runs_table(tmp_path / "results", sweep="t")
     assert list(runs.cell) == [c.name for c in sweep.cells] and "tokens_s" in runs
     versus = against_baseline(runs, "human_eval/right/num_samples=1", tmp_path / "results")
@@ -257,11 +258,11 @@ def test_notebook_batch_saves_each_cell_and_an_index(tmp_path, scripts):
 
 
 @pytest.mark.slow
-def test_compare_notebook_shows_a_sweep(tmp_path, scripts):
+def test_compare_notebook_shows_a_sweep(tmp_path, scripts, grading_pool):
     import papermill
 
     sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
-    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     out = tmp_path / "compare.ipynb"
     papermill.execute_notebook(
         str(REPO / "notebooks" / "compare.ipynb"),
@@ -327,12 +328,12 @@ def test_local_sweep_frees_each_model_before_the_next(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.needs_chromium
-def test_sweep_report_opens_in_chromium_with_its_figures(tmp_path, scripts):
+def test_sweep_report_opens_in_chromium_with_its_figures(tmp_path, scripts, grading_pool):
     from benchkit.report import write_report
     from tests.browser import open_page
 
     sweep = load_sweep(two_by_two(tmp_path, scripts), tmp_path / "results")
-    run_sweep(sweep, Options(tmp_path / "results", progress=False))
+    run_sweep(sweep, Options(tmp_path / "results", progress=False, pool=grading_pool))
     page = open_page(write_report(tmp_path / "results", tmp_path / "sweep.html", sweep="t"), "sweep-report")
     assert page.errors == [] and page.network == []
     titles = [plot["title"] for plot in page.plots]

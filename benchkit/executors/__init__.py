@@ -22,6 +22,7 @@ class Options:
     scheduler: str | None = None  # dask: the scheduler's address
     workers: int = 2  # dask-local: worker processes
     notebook: bool = False  # local: each cell through its benchmark's notebook (papermill)
+    pool: object = None  # local: a GradingPool to share with other sweeps (one kernel, many sweeps)
 
 
 def executor(name: str):

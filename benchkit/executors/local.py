@@ -3,6 +3,7 @@ frees its backend before the next starts), one sandbox pool and one self-check f
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -24,17 +25,11 @@ def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
     store = ResultsStore(options.results_dir)
     states = cell_states(sweep, store)
     records, failed = [], []
-    workers = sweep.cells[0].config.grade_workers
-    with (
-        GradingPool(workers) as pool,
-        tqdm(
-            total=len(states),
-            unit="cell",
-            disable=not options.progress,
-            desc=f"sweep {sweep.name}",
-            position=0,
-        ) as bar,
-    ):
+    with contextlib.ExitStack() as stack:
+        pool = options.pool or stack.enter_context(GradingPool(sweep.cells[0].config.grade_workers))
+        bar = stack.enter_context(
+            tqdm(total=len(states), unit="cell", disable=not options.progress, desc=f"sweep {sweep.name}")
+        )
         for state in states:
             bar.set_postfix_str(state.cell.name)
             try:
