@@ -40,7 +40,9 @@ class Run:
         self.results = results
         command = [sys.executable, "-m", "benchkit", "run", *ARGS, "--results-dir", str(results), *extra]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # a slow-machine warning is not a fault
-        ignore_hup = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+        # as started from a terminal (SIGHUP's default), or as `nohup` starts it, whatever this
+        # test process inherited (a CI job may run under nohup)
+        hup = signal.SIG_IGN if nohup else signal.SIG_DFL
         self.proc = subprocess.Popen(
             command + (["--notebook"] if notebook else []),
             cwd=REPO,
@@ -48,7 +50,7 @@ class Run:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=ignore_hup,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, hup),
         )
         self.seen: set[tuple[int, str]] = set()
 

@@ -134,8 +134,11 @@ def test_a_stop_signal_during_a_save_waits_until_the_file_is_whole(results_dir, 
     """The signal is sent while a later save is writing its temporary file (16 MB, fsynced): it
     is held until that save has landed, then stops the process. Nothing half-written, nothing
     lost."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SAVE_LOOP, str(results_dir)], stdout=subprocess.PIPE, text=True
+    proc = subprocess.Popen(  # SIGHUP at its default, whatever this process inherited (nohup)
+        [sys.executable, "-c", SAVE_LOOP, str(results_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     store, deadline = ResultsStore(results_dir), time.monotonic() + 60
     while not (store.file.exists() and list(results_dir.glob(".*.tmp"))):  # a save under way
