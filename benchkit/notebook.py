@@ -77,7 +77,7 @@ def _say_how_to_resume(config: RunConfig) -> None:
     mine = [
         r
         for r in ResultsStore(config.results_dir).runs()
-        if r.get("status") == "interrupted" and (r.get("config") or {}).get("pid") == os.getpid()
+        if r["status"] == "interrupted" and r["config"]["machine"].get("pid") == os.getpid()
     ]
     if not mine:
         return
@@ -412,7 +412,7 @@ def _catch(function, argument, failure: list) -> None:
 def _run_outcome(store, pid) -> str | None:
     """What became of the run a kernel (process `pid`) made, in the words the CLI uses."""
     try:
-        runs = [r for r in store.runs() if (r.get("config") or {}).get("pid") == pid] if pid else []
+        runs = [r for r in store.runs() if r["config"]["machine"].get("pid") == pid] if pid else []
     except BenchkitError:
         return None
     if not runs:

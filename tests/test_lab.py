@@ -239,7 +239,7 @@ def test_human_eval_notebook_shows_live_progress_then_its_results(lab):
         _no_error_outputs(page)
         _screenshot(page, lab, "lab-human-eval", page.locator(".js-plotly-plot").first)
         assert page.errors == [], page.errors
-    record = [r for r in ResultsStore(lab.results).runs() if r["config"]["limit"] == 2][-1]
+    record = [r for r in ResultsStore(lab.results).runs() if r["config"]["settings"]["limit"] == 2][-1]
     assert record["status"] == "complete" and record["results"]["samples_done"] == 2
 
 
@@ -284,11 +284,11 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab, backend):
         _run_all(page)
         page.get_by_role("progressbar", name=re.compile("benchkit run")).wait_for(timeout=5 * MINUTE)
         (record,) = [r for r in store.runs() if r["run_id"] not in before]
-        kernel = psutil.Process(record["config"]["pid"])
+        kernel = psutil.Process(record["config"]["machine"]["pid"])
         processes = [kernel, *kernel.children(recursive=True)]
         assert any("worker.py" in " ".join(p.cmdline()) for p in processes[1:]), processes  # the sandbox
         if backend == "llama_server":
-            assert psutil.Process(record["config"]["server_pid"]) in processes
+            assert psutil.Process(record["config"]["backend"]["server_pid"]) in processes
         _menu(page, "Kernel", "Restart Kernel…")
         page.get_by_text("Do you want to restart the kernel").wait_for()  # Lab asks to confirm;
         page.keyboard.press("Enter")  # its focused default button is Restart
@@ -296,7 +296,7 @@ def test_restarting_the_kernel_leaves_no_server_or_sandbox_behind(lab, backend):
         assert alive == [], [(p.pid, p.cmdline()) for p in alive]
         page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=2 * MINUTE)
     if backend == "llama_server":
-        command = record["config"]["server_command"]
+        command = record["config"]["backend"]["server_command"]
         assert not _answers(f"http://127.0.0.1:{command[command.index('--port') + 1]}/health")
     assert store.get(record["run_id"])["status"] in ("running", "interrupted", "failed")  # resumable
 

@@ -116,7 +116,7 @@ def test_papermill_runs_the_lcb_notebook(tmp_path):
     )
     (run,) = ResultsStore(results).runs()
     assert run["benchmark"] == "lcb" and run["results"]["total_problems"] == 2
-    assert run["config"]["timeout"] is None and run["config"]["time_limit_s"] == 6.0  # LCB's own
+    assert run["config"]["settings"]["timeout"] is None and run["config"]["sandbox"]["time_limit_s"] == 6.0
     text = out.read_text()
     assert "Public tests only" in text and "pass@1 by difficulty" in text
 
