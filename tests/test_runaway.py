@@ -235,7 +235,10 @@ def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
     assert off.returncode == 0, off.stderr
     (off_record,) = ResultsStore(tmp_path / "off").runs()
     off_rows = {r["task_id"]: r for r in ResultsStore(tmp_path / "off").samples(off_record["run_id"])}
-    assert off_record["config"]["settings"]["stop_runaway"] is False and off_record["config"]["backend"]["runaway_rule"] is None
+    assert (
+        off_record["config"]["settings"]["stop_runaway"] is False
+        and off_record["config"]["backend"]["runaway_rule"] is None
+    )
     assert off_rows[LOOPING]["finish_reason"] == "length" and off_rows[LOOPING]["category"] == "truncated"
     assert off_rows[LOOPING]["output"].startswith(looped["output"])
     assert off_rows["HumanEval/2"]["output"] == rows["HumanEval/2"]["output"]
