@@ -163,7 +163,7 @@ def test_in_process_stops_the_loop_while_generating(in_process):
 @pytest.mark.slow
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
 def test_without_the_rule_generation_equals_create_completion(in_process, temperature):
-    """--stop-runaway false is the old behaviour exactly: llama-cpp-python's create_completion."""
+    """--no-stop-runaway is the old behaviour exactly: llama-cpp-python's create_completion."""
     backend = in_process[False]
     for task_id in ("HumanEval/0", "HumanEval/2"):
         sampling = Sampling(temperature=temperature, max_tokens=48, stop=COMPLETION_STOP, seed=7)
@@ -224,8 +224,7 @@ def test_a_run_records_the_stop_its_reason_and_the_rule(tmp_path):
         "120",
         "--threads",
         "1",
-        "--stop-runaway",
-        "false",
+        "--no-stop-runaway",
         "--results-dir",
         tmp_path / "off",
         "--workers",
