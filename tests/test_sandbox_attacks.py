@@ -174,18 +174,24 @@ REAL_ATTACKS = {
 }
 # each attack's defence, taken out of a copy of sandbox_worker/: (file, text, replacement)
 BLOCKED_CTYPES = (
-    '"ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.addressof", "ctypes.string_at",\n'
-    '    "ctypes.wstring_at", "ctypes.call_function", "ctypes.PyObj_FromPtr",'
+    "ctypes.dlopen",
+    "ctypes.dlsym",
+    "ctypes.cdata",
+    "ctypes.addressof",
+    "ctypes.string_at",
+    "ctypes.wstring_at",
+    "ctypes.call_function",
+    "ctypes.PyObj_FromPtr",
 )
 NO_PROC_DEFENCE = [
     ("harness.py", 'if event == "open" and _proc is not None', "if False"),
     ("harness.py", "        confine_files(ruleset)\n", ""),
 ]
 UNDEFENDED = {
-    "other threads' frames": [("harness.py", '"sys._current_frames", ', "")],
-    "trace function jumping over the asserts": [("harness.py", '"sys.settrace", ', "")],
+    "other threads' frames": [("harness.py", '"sys._current_frames",', "")],
+    "trace function jumping over the asserts": [("harness.py", '"sys.settrace",', "")],
     "reading its own memory": NO_PROC_DEFENCE,
-    "ctypes": [("harness.py", BLOCKED_CTYPES, "")],
+    "ctypes": [("harness.py", f'"{event}",', "") for event in BLOCKED_CTYPES],
 }
 
 
