@@ -2,7 +2,8 @@
 
     # both runs, same build and settings, one after the other (full greedy HumanEval by default)
     .venv/bin/python bench/runaway.py [--limit N] [--threads 1] [--max-tokens 512]
-    .venv/bin/python bench/runaway.py --benchmark lcb --problems-file lcb/problems.jsonl --limit 30
+    .venv/bin/python bench/runaway.py --benchmark lcb --problems-file lcb/problems.jsonl \
+        --start-date 2024-08-01 --end-date 2024-09-30      # a window of 43 problems
     .venv/bin/python bench/runaway.py --temperature 0.8 --num-samples 5 --limit 20   # pass@k
     # the "without" side from a stored run (its settings are used for the "with" side; a
     # partial run is compared on the problems it finished)
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmark", default="human_eval")
     parser.add_argument("--problems-file", nargs="+")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--start-date", help="LiveCodeBench window: first contest date (YYYY-MM-DD)")
+    parser.add_argument("--end-date", help="LiveCodeBench window: last contest date (YYYY-MM-DD)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--prompt-style", default="completion")
@@ -94,6 +97,8 @@ def _config(args, results: Path) -> RunConfig:
     return RunConfig(
         benchmark=args.benchmark,
         problems_file=args.problems_file,
+        start_date=args.start_date,
+        end_date=args.end_date,
         limit=args.limit,
         n_threads=args.threads,
         max_tokens=args.max_tokens,
