@@ -1,0 +1,167 @@
+"""A sweep's progress: one display for all its cells, in the faces a run's progress has
+(benchkit.progress: a widget in a Jupyter kernel and lines on its terminal, tqdm at a terminal,
+plain lines elsewhere).
+
+It counts the samples of the cells this session runs (what they had left when it started):
+cells done / total, samples done / total, the current cell and its pass rate so far, tokens per
+second, elapsed time and the time left at the sweep's overall rate of samples. A cell run in
+this process feeds it sample by sample: the run is given this display as its `progress`
+(`run_feed`), in place of one of its own. A cell run elsewhere (on a Dask worker, or in a
+notebook's kernel) moves it on when it ends, by its record. Plain lines come every few seconds
+(the heartbeat of benchkit.progress) and at each cell's end.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from benchkit.progress import Counts, Progress, open_display
+
+
+@dataclass
+class SweepCounts(Counts):
+    """`run_id` is the sweep's name; `graded`, `tokens` and `gen_seconds` this session's."""
+
+    cells: int = 0
+    cells_done: int = 0  # including the cells done before this session
+    cells_failed: int = 0
+    cell: Counts | None = None  # the cell running now, or (cells run elsewhere) the last to end
+    ended: tuple = (0, 0, 0.0)  # graded, tokens, gen_seconds of this session's ended cells
+    smoothing = 0.0  # the ETA from the sweep's overall rate, not from the last cell's
+
+    def follow(self, cell: Counts, graded: int) -> None:
+        """`cell` as it stands; `graded` of its samples were graded in this session."""
+        self.cell = cell
+        graded_before, tokens, seconds = self.ended
+        self.graded = graded_before + graded
+        self.tokens, self.gen_seconds = tokens + cell.tokens, seconds + cell.gen_seconds
+
+    def end_cell(self, ok: bool) -> None:
+        self.ended = (self.graded, self.tokens, self.gen_seconds)
+        self.cells_done += ok
+        self.cells_failed += not ok
+
+    def cells_line(self) -> str:
+        failed = f" ({self.cells_failed} failed)" if self.cells_failed else ""
+        return f"{self.cells_done}/{self.cells} cells{failed}"
+
+    def cell_line(self) -> str:
+        return f"cell {self.cell.title} pass {self.cell.pass_rate()}" if self.cell else "no cell yet"
+
+    def line(self) -> str:
+        return (
+            f"{self.cells_line()}, {self.done}/{self.total} samples, {self.cell_line()}, "
+            f"{self.tokens_per_second()} tok/s, {self.elapsed()} elapsed{self.remaining()}"
+        )
+
+    def started_line(self) -> str:
+        return (
+            f"sweep {self.run_id} started: {self.cells} cells ({self.cells_done} already done), "
+            f"{self.total} samples to run"
+        )
+
+    def ended_line(self, outcome: str) -> str:
+        again = "" if outcome == "complete" and not self.cells_failed else "; run the sweep again to continue"
+        return f"sweep {self.run_id} {outcome}: {self.line()}{again}"
+
+    def postfix(self) -> dict:
+        cell = {"cell": self.cell.title, "passed": self.cell.pass_rate()} if self.cell else {}
+        return {"cells": self.cells_line(), **cell, "tok_s": self.tokens_per_second()}
+
+    def label(self) -> str:
+        return f"benchkit sweep {self.run_id}"
+
+    def summary_html(self, state: str) -> str:
+        return (
+            f"<b>{self.cells_line()}</b> · <b>{self.done}/{self.total}</b> samples · "
+            f"{html.escape(self.cell_line())} · {self.tokens_per_second()} tok/s · "
+            f"{self.elapsed()}{self.remaining()} · sweep {html.escape(self.run_id)} {html.escape(state)}"
+        )
+
+
+class SweepProgress:
+    """The display a sweep's executor opens once (a context manager, like a run's) and tells
+    when each cell starts and ends; a run in this process feeds it through `run_feed`."""
+
+    def __init__(self, display: Progress):
+        self.display, self.counts = display, display.counts
+        self.cell_name = ""
+        self.fed = False  # whether the current cell's run fed this display
+
+    def cell_started(self, name: str) -> None:
+        """The next cell runs in this process (its run may feed this display)."""
+        with self.display.lock:
+            self.cell_name, self.fed = name, False
+            self.counts.follow(Counts(run_id="", title=name, total=0), 0)
+
+    def run_feed(self, run_id: str, total: int, initial: int) -> Progress:
+        """What the current cell's run reports to (benchkit.progress.open_progress): no output."""
+        self.fed = True
+        return _RunFeed(self, Counts(run_id=run_id, title=self.cell_name, total=total, initial=initial))
+
+    def follow(self, cell: Counts) -> None:
+        with self.display.lock:
+            self.counts.follow(cell, cell.graded)
+            self.display.show(final=False)
+
+    def cell_ended(self, state, record: dict | None) -> None:
+        """`state`: the cell's benchkit.sweep.CellState when the sweep started; `record`: its
+        run's record, or None if the cell failed."""
+        with self.display.lock:
+            if record is not None and not self.fed:  # it ran elsewhere: its record says what it did
+                self.counts.follow(_cell_counts(state, record), _graded_since(state, record))
+            self.counts.end_cell(record is not None)
+            self.fed = False
+            self.display.tick()
+
+    def note(self, text: str) -> None:
+        with self.display.lock:
+            self.display.note(text)
+
+    def __enter__(self) -> SweepProgress:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self.display.__exit__(kind, exc, tb)
+
+
+class _RunFeed(Progress):
+    """A run's progress inside a sweep: its counts go to the sweep's display."""
+
+    def __init__(self, sweep: SweepProgress, counts: Counts):
+        super().__init__(counts)
+        self.sweep = sweep
+
+    def show(self, final: bool) -> None:
+        self.sweep.follow(self.counts)
+
+
+def open_sweep_progress(enabled: bool, name: str, states: list) -> SweepProgress:
+    """The display of a sweep whose cells are `states` (benchkit.sweep.cell_states)."""
+    to_run = [s for s in states if s.state != "done"]
+    counts = SweepCounts(
+        run_id=name,
+        title=f"sweep {name}",
+        total=sum(s.samples_expected - s.samples_done for s in to_run),
+        cells=len(states),
+        cells_done=len(states) - len(to_run),
+    )
+    return SweepProgress(open_display(enabled, counts))
+
+
+def _cell_counts(state, record: dict) -> Counts:
+    results = record.get("results", {})
+    return Counts(
+        run_id=record["run_id"],
+        title=state.cell.name,
+        total=state.samples_expected,
+        graded=results.get("total_samples", 0),
+        passed=results.get("samples_passed", 0),
+        tokens=results.get("tokens", 0),
+        gen_seconds=results.get("generation_seconds", 0.0),
+    )
+
+
+def _graded_since(state, record: dict) -> int:
+    return max(0, record.get("results", {}).get("samples_done", 0) - state.samples_done)
