@@ -42,9 +42,9 @@ class SweepCounts(Counts):
         self.cells_done += ok
         self.cells_failed += not ok
 
-    def cells_line(self) -> str:
+    def cells_line(self, unit: str = " cells") -> str:
         failed = f" ({self.cells_failed} failed)" if self.cells_failed else ""
-        return f"{self.cells_done}/{self.cells} cells{failed}"
+        return f"{self.cells_done}/{self.cells}{unit}{failed}"
 
     def cell_line(self) -> str:
         return f"cell {self.cell.title} pass {self.cell.pass_rate()}" if self.cell else "no cell yet"
@@ -67,7 +67,7 @@ class SweepCounts(Counts):
 
     def postfix(self) -> dict:
         cell = {"cell": self.cell.title, "passed": self.cell.pass_rate()} if self.cell else {}
-        return {"cells": self.cells_line(), **cell, "tok_s": self.tokens_per_second()}
+        return {"cells": self.cells_line(unit=""), **cell, "tok_s": self.tokens_per_second()}
 
     def label(self) -> str:
         return f"benchkit sweep {self.run_id}"
@@ -94,6 +94,7 @@ class SweepProgress:
         with self.display.lock:
             self.cell_name, self.fed = name, False
             self.counts.follow(Counts(run_id="", title=name, total=0), 0)
+            self.display.show(final=False)
 
     def run_feed(self, run_id: str, total: int, initial: int) -> Progress:
         """What the current cell's run reports to (benchkit.progress.open_progress): no output."""
