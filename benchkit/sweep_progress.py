@@ -6,16 +6,22 @@ It counts the samples of the cells this session runs (what they had left when it
 cells done / total, samples done / total, the current cell and its pass rate so far, tokens per
 second, elapsed time and the time left at the sweep's overall rate of samples. A cell run in
 this process feeds it sample by sample: the run is given this display as its `progress`
-(`run_feed`), in place of one of its own. A cell run elsewhere (on a Dask worker, or in a
-notebook's kernel) moves it on when it ends, by its record. Plain lines come every few seconds
-(the heartbeat of benchkit.progress) and at each cell's end.
+(`run_feed`), in place of one of its own. Cells on Dask workers are followed sample by sample
+through the journals they append to in the shared results directory (`watch_journals`), and
+set right by their records when they end; a cell run in a notebook's kernel moves it on when
+it ends. Plain lines come every few seconds (the heartbeat of benchkit.progress) and at each
+cell's end.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from benchkit import progress
 from benchkit.progress import Counts, Progress, open_display
 
 
@@ -26,19 +32,29 @@ class SweepCounts(Counts):
     cells: int = 0
     cells_done: int = 0  # including the cells done before this session
     cells_failed: int = 0
-    cell: Counts | None = None  # the cell running now, or (cells run elsewhere) the last to end
+    cell: Counts | None = None  # the cell heard from last: the one running, or that ended last
+    running: dict = field(default_factory=dict)  # cell name → (its Counts, graded in this session)
     ended: tuple = (0, 0, 0.0)  # graded, tokens, gen_seconds of this session's ended cells
     smoothing = 0.0  # the ETA from the sweep's overall rate, not from the last cell's
 
     def follow(self, cell: Counts, graded: int) -> None:
-        """`cell` as it stands; `graded` of its samples were graded in this session."""
+        """`cell` (titled by its name) as it stands; `graded` of its samples were graded in this
+        session. Cells on Dask workers run side by side: the sweep counts them all."""
         self.cell = cell
-        graded_before, tokens, seconds = self.ended
-        self.graded = graded_before + graded
-        self.tokens, self.gen_seconds = tokens + cell.tokens, seconds + cell.gen_seconds
+        self.running[cell.title] = (cell, graded)
+        total_graded, tokens, seconds = self.ended
+        for each, each_graded in self.running.values():
+            total_graded, tokens, seconds = (
+                total_graded + each_graded,
+                tokens + each.tokens,
+                seconds + each.gen_seconds,
+            )
+        self.graded, self.tokens, self.gen_seconds = total_graded, tokens, seconds
 
-    def end_cell(self, ok: bool) -> None:
-        self.ended = (self.graded, self.tokens, self.gen_seconds)
+    def end_cell(self, name: str, ok: bool) -> None:
+        cell, graded = self.running.pop(name, (Counts("", name, 0), 0))
+        before = self.ended
+        self.ended = (before[0] + graded, before[1] + cell.tokens, before[2] + cell.gen_seconds)
         self.cells_done += ok
         self.cells_failed += not ok
 
@@ -88,6 +104,9 @@ class SweepProgress:
         self.display, self.counts = display, display.counts
         self.cell_name = ""
         self.fed = False  # whether the current cell's run fed this display
+        self.journals: dict[str, _Journal] = {}
+        self.stopped = threading.Event()
+        self.watcher: threading.Thread | None = None
 
     def cell_started(self, name: str) -> None:
         """The next cell runs in this process (its run may feed this display)."""
@@ -106,13 +125,32 @@ class SweepProgress:
             self.counts.follow(cell, cell.graded)
             self.display.show(final=False)
 
+    def watch_journals(self, journals: dict[str, Path]) -> None:
+        """Cells that run elsewhere (on Dask workers) but append each graded sample to a journal
+        this process sees (cell name → its path in the shared results directory): follow them
+        sample by sample, reading what was appended every few seconds. What a cell's record says
+        when it ends replaces what was read."""
+        self.journals = {name: _Journal(name, path) for name, path in journals.items()}
+        self.watcher = threading.Thread(target=self._watch, name="benchkit-journals", daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(min(2.0, progress.INTERVAL_SECONDS)):
+            grown = [journal for journal in list(self.journals.values()) if journal.read()]
+            with self.display.lock:
+                for journal in grown:
+                    if journal.counts.title in self.journals:  # its cell has not ended meanwhile
+                        self.counts.follow(journal.counts, journal.counts.graded)
+                self.display.show(final=False)
+
     def cell_ended(self, state, record: dict | None) -> None:
         """`state`: the cell's benchkit.sweep.CellState when the sweep started; `record`: its
         run's record, or None if the cell failed."""
         with self.display.lock:
+            self.journals.pop(state.cell.name, None)
             if record is not None and not self.fed:  # it ran elsewhere: its record says what it did
                 self.counts.follow(_cell_counts(state, record), _graded_since(state, record))
-            self.counts.end_cell(record is not None)
+            self.counts.end_cell(state.cell.name, record is not None)
             self.fed = False
             self.display.tick()
 
@@ -124,6 +162,9 @@ class SweepProgress:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
+        self.stopped.set()
+        if self.watcher is not None:
+            self.watcher.join(timeout=10)
         self.display.__exit__(kind, exc, tb)
 
 
@@ -149,6 +190,47 @@ def open_sweep_progress(enabled: bool, name: str, states: list) -> SweepProgress
         cells_done=len(states) - len(to_run),
     )
     return SweepProgress(open_display(enabled, counts))
+
+
+class _Journal:
+    """A cell's samples journal as another process appends to it: whole lines only, so a line
+    being written, or torn by a worker killed mid-write (cut off before the cell resumes), is
+    never read; a line that is not a sample is skipped."""
+
+    def __init__(self, name: str, path: Path):
+        self.path = path
+        self.counts = Counts(run_id=path.stem, title=name, total=0)
+        try:
+            data = path.read_bytes()
+        except OSError:  # a new cell's journal appears once its first sample is graded
+            data = b""
+        self.offset = data.rfind(b"\n") + 1  # the samples there now were done before this session
+
+    def read(self) -> bool:
+        """Count the samples appended since the last read; whether there were any."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return False
+        data = data[: data.rfind(b"\n") + 1]
+        self.offset += len(data)
+        for line in data.splitlines():
+            try:
+                row = json.loads(line)
+                passed, tokens = bool(row["passed"]), int(row.get("tokens") or 0)
+                seconds = float(row.get("gen_seconds") or 0.0)
+            except (ValueError, TypeError, KeyError):
+                continue
+            c = self.counts
+            c.graded, c.passed, c.tokens, c.gen_seconds = (
+                c.graded + 1,
+                c.passed + passed,
+                c.tokens + tokens,
+                c.gen_seconds + seconds,
+            )
+        return bool(data)
 
 
 def _cell_counts(state, record: dict) -> Counts:

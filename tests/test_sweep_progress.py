@@ -3,6 +3,7 @@ its pass rate; fed by each cell's run (no run shows a display of its own), as pl
 one tqdm bar at a terminal, and as one widget in a Jupyter kernel."""
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -23,13 +24,15 @@ from tests.test_scripted import reply, write_script
 CELLS = ["human_eval/right/num_samples=1", "human_eval/right/num_samples=2", "human_eval/wrong/num_samples=1"]
 
 
-@pytest.fixture
-def sweep_path(tmp_path):
-    """Three cells of 3, 6 and 3 samples: a scripted model that answers right, and one wrong."""
-    right = write_script(tmp_path / "right.jsonl", *[reply(i, sample=s) for i in range(3) for s in range(2)])
+def write_sweep(tmp_path, pause_s: float = 0.0):
+    """Three cells of 3, 6 and 3 samples: a scripted model that answers right, and one wrong;
+    each reply `pause_s` late."""
+    right = write_script(
+        tmp_path / "right.jsonl", *[reply(i, sample=s, pause_s=pause_s) for i in range(3) for s in range(2)]
+    )
     wrong = write_script(
         tmp_path / "wrong.jsonl",
-        *[reply(i, sample=s, output="    return 0\n") for i in range(3) for s in range(2)],
+        *[reply(i, sample=s, output="    return 0\n", pause_s=pause_s) for i in range(3) for s in range(2)],
     )
     path = tmp_path / "sweep.yaml"
     path.write_text(
@@ -39,6 +42,11 @@ def sweep_path(tmp_path):
         "exclude: [{model: wrong, num_samples: 2}]\n"
     )
     return path
+
+
+@pytest.fixture
+def sweep_path(tmp_path):
+    return write_sweep(tmp_path)
 
 
 def display_lines(stderr: str) -> list[str]:
@@ -95,6 +103,40 @@ def test_a_failed_cell_is_counted_and_its_rerun_counts_only_the_samples_left(
 def _one_sample_each(path):
     path.write_text(path.read_text().replace("num_samples: [1, 2]", "num_samples: [1]"))
     return path
+
+
+def test_journals_are_followed_by_whole_lines_only(tmp_path, monkeypatch):
+    """A worker's journal: what it held before counts as done before; a line torn by a killed
+    worker (cut off when the cell resumes) and a line half-written are never read as samples."""
+    from benchkit import progress
+    from benchkit.sweep_progress import SweepCounts, SweepProgress
+
+    monkeypatch.setattr(progress, "INTERVAL_SECONDS", 0.02)
+
+    def sample(passed):
+        return (
+            json.dumps({"task_id": "x", "sample": 0, "passed": passed, "tokens": 10, "gen_seconds": 1.0})
+            + "\n"
+        )
+
+    journal = tmp_path / "run.jsonl"
+    journal.write_text(sample(True) + '{"task_id": "torn')
+    counts = SweepCounts(run_id="t", title="sweep t", total=3, cells=1)
+    with SweepProgress(progress.Progress(counts)) as display:
+        display.watch_journals({"cell": journal})
+        journal.write_text(sample(True) + sample(False) + sample(True)[:20])  # resumed: tail cut
+        _wait_for(lambda: counts.graded == 1)
+        with journal.open("a") as fh:
+            fh.write(sample(True)[20:] + "not a sample\n")
+        _wait_for(lambda: counts.graded == 2)
+    assert (counts.cell.passed, counts.tokens, counts.gen_seconds) == (1, 20, 2.0)
+
+
+def _wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 @pytest.mark.slow
@@ -167,8 +209,6 @@ def _run_on_a_terminal(command: list[str]) -> str:
 
 @pytest.mark.slow
 def test_a_sweep_in_a_jupyter_kernel_shows_one_widget(tmp_path, sweep_path, monkeypatch):
-    import json
-
     import nbformat
     from nbclient import NotebookClient
 
@@ -194,3 +234,27 @@ def test_a_sweep_in_a_jupyter_kernel_shows_one_widget(tmp_path, sweep_path, monk
     state = json.dumps(nb.metadata["widgets"])
     assert "benchkit sweep t" in state and "3/3 cells</b>" in state and "12/12</b> samples" in state
     assert "benchkit run " not in state  # no run's own widget
+
+
+@pytest.mark.slow
+def test_a_dask_sweep_follows_the_workers_journals_sample_by_sample(tmp_path):
+    """Cells on a LocalCluster's workers: the display moves as their journals grow, before any
+    cell ends, and ends with every cell and sample counted."""
+    path = write_sweep(tmp_path, pause_s=1.5)
+    done = benchkit_cli(
+        "sweep",
+        path,
+        "--executor",
+        "dask-local",
+        "--workers",
+        "2",
+        "--results-dir",
+        tmp_path / "results",
+        env={**os.environ, "PYTHONPATH": str(REPO), "BENCHKIT_PROGRESS_SECONDS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = display_lines(done.stderr)
+    assert lines[0] == "benchkit: sweep t started: 3 cells (0 already done), 12 samples to run", lines
+    assert not [line for line in lines if line.startswith("benchkit: run ")], lines
+    assert any(re.match(r"benchkit: 0/3 cells, [1-9]\d*/12 samples, cell ", line) for line in lines), lines
+    assert lines[-1].startswith("benchkit: sweep t complete: 3/3 cells, 12/12 samples, cell "), lines[-1]

@@ -76,21 +76,21 @@ def _run(client, sweep: Sweep, options: Options) -> list[dict]:
     states = cell_states(sweep, store)
     _preflight(client, sweep, [s.cell.config for s in states if s.state != "done"])
     records = {s.cell.name: store.get(s.run_id) for s in states if s.state == "done"}
-    futures = {}
-    for state in states:
-        if state.state != "done":
-            record = _queued(store, sweep, state)
-            future = client.submit(
+    queued = [(state, _queued(store, sweep, state)) for state in states if state.state != "done"]
+    failed = []
+    with open_sweep_progress(options.progress, sweep.name, states) as display:
+        display.watch_journals({s.cell.name: store.samples_file(r["run_id"]) for s, r in queued})
+        futures = {
+            client.submit(
                 run_cell,
                 state.cell.config.settings(),
                 record,
                 resources=sweep.resources,
                 key=f"benchkit-cell-{record['run_id']}",
                 pure=False,
-            )
-            futures[future] = (state, record)
-    failed = []
-    with open_sweep_progress(options.progress, sweep.name, states) as display:  # moves at each cell's end
+            ): (state, record)
+            for state, record in queued
+        }
         try:
             for future in as_completed(futures):
                 state, record = futures[future]
