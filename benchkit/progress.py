@@ -11,6 +11,9 @@
 Every report says samples done / total, the pass rate and tokens per second of generation;
 the plain lines start with the run id and come at least every `BENCHKIT_PROGRESS_SECONDS`
 (default 5) seconds, whether or not a sample finished since.
+
+A display shows a `Counts`: what it says (its lines, tqdm's postfix, the widget's text) is the
+counts' to word, so a sweep (benchkit.sweep_progress) shows its own counts in the same faces.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Counts:
     tokens: int = 0
     gen_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    smoothing = 0.3  # tqdm's: how much its rate (and so its ETA) follows the latest samples
 
     @property
     def done(self) -> int:
@@ -67,6 +71,31 @@ class Counts:
             f"{self.tokens_per_second()} tok/s, {self.elapsed()} elapsed{self.remaining()}"
         )
 
+    def started_line(self) -> str:
+        return f"run {self.run_id} started: {self.title}, {self.total} samples" + (
+            f" ({self.initial} already done)" if self.initial else ""
+        )
+
+    def ended_line(self, outcome: str) -> str:
+        resume = "" if outcome == "complete" else f"; resume with: benchkit run --resume {self.run_id}"
+        return f"run {self.run_id} {outcome}: {self.line()}{resume}"
+
+    def postfix(self) -> dict:
+        """What tqdm shows after its own count, rate and times."""
+        return {"passed": self.pass_rate(), "tok_s": self.tokens_per_second()}
+
+    def label(self) -> str:
+        """The widget's accessible name."""
+        return f"benchkit run {self.run_id}"
+
+    def summary_html(self, state: str) -> str:
+        """The widget's text beside its bar; `state`: running, or how the run ended."""
+        return (
+            f"<b>{self.done}/{self.total}</b> samples · pass {self.pass_rate()} · "
+            f"{self.tokens_per_second()} tok/s · {self.elapsed()}{self.remaining()} · "
+            f"{html.escape(self.run_id)} {html.escape(state)}"
+        )
+
 
 class Progress:
     """No output (progress=False); the base of the visible reports. Use as a context manager:
@@ -85,6 +114,14 @@ class Progress:
 
     def show(self, final: bool) -> None:
         pass
+
+    def tick(self) -> None:
+        """Say where things stand now (called with the lock held): a sweep at each cell's end."""
+        self.show(final=False)
+
+    def note(self, text: str) -> None:
+        """A message of its own line (a sweep's failed cell), kept clear of the display."""
+        print(text, file=sys.stderr, flush=True)
 
     def close(self, outcome: str) -> None:
         with self.lock:
@@ -109,12 +146,25 @@ class TqdmProgress(Progress):
         super().__init__(counts)
         from tqdm import tqdm
 
-        self.bar = tqdm(total=counts.total, initial=counts.initial, desc=counts.title, unit="sample")
+        self.bar = tqdm(
+            total=counts.total,
+            initial=counts.initial,
+            desc=counts.title,
+            unit="sample",
+            smoothing=counts.smoothing,
+        )
 
     def show(self, final: bool) -> None:
         c = self.counts
-        self.bar.set_postfix(passed=c.pass_rate(), tok_s=c.tokens_per_second(), refresh=False)
+        self.bar.set_postfix(c.postfix(), refresh=False)
         self.bar.update(c.done - self.bar.n)
+
+    def tick(self) -> None:
+        self.show(final=False)
+        self.bar.refresh()
+
+    def note(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
 
     def close(self, outcome: str) -> None:
         super().close(outcome)
@@ -130,11 +180,7 @@ class LineProgress(Progress):
         self.stream = stream
         self.stopped = threading.Event()
         # a new line first: papermill's own bar leaves the cursor at the end of its line
-        self._say(
-            f"run {counts.run_id} started: {counts.title}, {counts.total} samples"
-            + (f" ({counts.initial} already done)" if counts.initial else ""),
-            start="\n",
-        )
+        self._say(counts.started_line(), start="\n")
         self.heartbeat = threading.Thread(target=self._beat, name="benchkit-progress", daemon=True)
         self.heartbeat.start()
 
@@ -150,9 +196,7 @@ class LineProgress(Progress):
         self.stopped.set()
         self.heartbeat.join(timeout=2)
         super().close(outcome)
-        c = self.counts
-        resume = "" if outcome == "complete" else f"; resume with: benchkit run --resume {c.run_id}"
-        self._say(f"run {c.run_id} {outcome}: {c.line()}{resume}")
+        self._say(self.counts.ended_line(outcome))
 
     def _say(self, text: str, start: str = "") -> None:
         try:
@@ -195,17 +239,23 @@ class KernelProgress(LineProgress):
         self.shown_at = time.monotonic()
         self.widget.value = (
             f'<div class="benchkit-progress" style="display:flex;gap:1em;align-items:center">'
-            f'<progress aria-label="benchkit run {html.escape(c.run_id)}" value="{c.done}" '
+            f'<progress aria-label="{html.escape(c.label())}" value="{c.done}" '
             f'max="{c.total}" style="width:40%"></progress>'
-            f"<span><b>{c.done}/{c.total}</b> samples · pass {c.pass_rate()} · "
-            f"{c.tokens_per_second()} tok/s · {c.elapsed()}{c.remaining()} · "
-            f"{html.escape(c.run_id)} {html.escape(state)}</span></div>"
+            f"<span>{c.summary_html(state)}</span></div>"
         )
 
 
-def open_progress(enabled: bool, run_id: str, title: str, total: int, initial: int = 0) -> Progress:
-    """The progress report that fits where this process runs."""
-    counts = Counts(run_id=run_id, title=title, total=total, initial=initial)
+def open_progress(enabled, run_id: str, title: str, total: int, initial: int = 0) -> Progress:
+    """A run's progress report. `enabled`: True (the display that fits where this process
+    runs), False (none), or a sweep's display (benchkit.sweep_progress.SweepProgress) that
+    the run feeds instead of showing one of its own."""
+    if hasattr(enabled, "run_feed"):
+        return enabled.run_feed(run_id, total, initial)
+    return open_display(bool(enabled), Counts(run_id=run_id, title=title, total=total, initial=initial))
+
+
+def open_display(enabled: bool, counts: Counts) -> Progress:
+    """The display of `counts` that fits where this process runs (none unless `enabled`)."""
     if not enabled:
         return Progress(counts)
     if _in_kernel():

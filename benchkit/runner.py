@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchkit import grading, interrupts, scoring
 from benchkit.backends import open_backend
@@ -28,6 +29,9 @@ from benchkit.progress import open_progress
 from benchkit.record import SCHEMA_VERSION
 from benchkit.store import ResultsStore
 
+if TYPE_CHECKING:
+    from benchkit.sweep_progress import SweepProgress
+
 
 @dataclass
 class Context:
@@ -40,11 +44,15 @@ class Context:
 
 
 def run(
-    config: RunConfig, resume: str | bool | None = None, progress: bool = True, context: Context | None = None
+    config: RunConfig,
+    resume: str | bool | None = None,
+    progress: bool | SweepProgress = True,
+    context: Context | None = None,
 ) -> dict:
     """Run (or resume) a benchmark and return its stored record.
 
     `resume`: a run_id, or True for the latest unfinished run with the same settings.
+    `progress`: show the run's own progress, or not, or feed a sweep's display with it.
     Ctrl-C marks the run interrupted and re-raises KeyboardInterrupt; any other error marks
     it failed. Either way every finished sample is kept and `resume` continues from there.
     """

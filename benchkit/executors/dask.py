@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 
 from benchkit import __version__
 from benchkit.config import RunConfig
@@ -25,6 +24,7 @@ from benchkit.executors import Options
 from benchkit.executors.local import raise_failed
 from benchkit.store import ResultsStore
 from benchkit.sweep import Sweep, cell_states
+from benchkit.sweep_progress import open_sweep_progress
 
 CONNECT_TIMEOUT_S = 20
 
@@ -68,7 +68,6 @@ def run_sweep_on_local_cluster(sweep: Sweep, options: Options) -> list[dict]:
 
 def _run(client, sweep: Sweep, options: Options) -> list[dict]:
     from distributed import as_completed
-    from tqdm.auto import tqdm
 
     if options.notebook:
         raise ConfigError("--notebook runs cells with the local executor only", where="--notebook")
@@ -77,42 +76,39 @@ def _run(client, sweep: Sweep, options: Options) -> list[dict]:
     states = cell_states(sweep, store)
     _preflight(client, sweep, [s.cell.config for s in states if s.state != "done"])
     records = {s.cell.name: store.get(s.run_id) for s in states if s.state == "done"}
-    futures = {}
-    for state in states:
-        if state.state != "done":
-            record = _queued(store, sweep, state)
-            future = client.submit(
+    queued = [(state, _queued(store, sweep, state)) for state in states if state.state != "done"]
+    failed = []
+    with open_sweep_progress(options.progress, sweep.name, states) as display:
+        display.watch_journals({s.cell.name: store.samples_file(r["run_id"]) for s, r in queued})
+        futures = {
+            client.submit(
                 run_cell,
                 state.cell.config.settings(),
                 record,
                 resources=sweep.resources,
                 key=f"benchkit-cell-{record['run_id']}",
                 pure=False,
-            )
-            futures[future] = (state.cell.name, record)
-    failed = []
-    with tqdm(
-        total=len(states),
-        initial=len(records),
-        unit="cell",
-        disable=not options.progress,
-        desc=f"sweep {sweep.name}",
-    ) as bar:
+            ): (state, record)
+            for state, record in queued
+        }
         try:
             for future in as_completed(futures):
-                name, record = futures[future]
+                state, record = futures[future]
+                name = state.cell.name
                 try:
                     records[name] = future.result()
                     store.save(records[name])
                 except Exception as exc:  # the cell's own error, or its workers kept dying
                     failed.append(name)
                     store.save(record | {"status": "failed"})
-                    print(f"benchkit: cell {name} failed: {exc}", file=sys.stderr)
-                bar.update(1)
+                    display.cell_ended(state, None)
+                    display.note(f"benchkit: cell {name} failed: {exc}")
+                    continue
+                display.cell_ended(state, records[name])
         except KeyboardInterrupt:
             client.cancel(list(futures))
-            for name, record in futures.values():
-                if name not in records and name not in failed:
+            for state, record in futures.values():
+                if state.cell.name not in records and state.cell.name not in failed:
                     store.save(record | {"status": "interrupted"})
             raise
     raise_failed(sweep, failed, len(states))

@@ -4,7 +4,6 @@ frees its backend before the next starts), one sandbox pool and one self-check f
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 
 from benchkit.errors import BenchkitError
@@ -13,46 +12,47 @@ from benchkit.grading import GradingPool
 from benchkit.runner import Context, run
 from benchkit.store import ResultsStore, atomic_write
 from benchkit.sweep import Sweep, cell_states
+from benchkit.sweep_progress import open_sweep_progress
 
 
 def run_sweep(sweep: Sweep, options: Options) -> list[dict]:
     """Run every cell that is not done; returns the cells' records (done ones as stored). A cell
     that fails is reported and the sweep goes on; Ctrl-C stops it (that cell: interrupted).
+    One progress display for the whole sweep, fed by each cell's run as it grades samples.
     With `options.notebook`, each cell runs through its benchmark's notebook (papermill): the
     executed copies go to results/reports/<sweep>/, with an index.md that links them."""
-    from tqdm.auto import tqdm
-
     store = ResultsStore(options.results_dir)
     states = cell_states(sweep, store)
     records, failed = [], []
     with contextlib.ExitStack() as stack:
         pool = options.pool or stack.enter_context(GradingPool(sweep.cells[0].config.grade_workers))
-        bar = stack.enter_context(
-            tqdm(total=len(states), unit="cell", disable=not options.progress, desc=f"sweep {sweep.name}")
-        )
+        display = stack.enter_context(open_sweep_progress(options.progress, sweep.name, states))
         for state in states:
-            bar.set_postfix_str(state.cell.name)
+            if state.state == "done":
+                records.append(state.record)
+                continue
+            display.cell_started(state.cell.name)
             try:
-                records.append(
-                    state.record if state.state == "done" else _run_cell(sweep, state, options, pool)
-                )
+                records.append(_run_cell(sweep, state, options, pool, display))
             except BenchkitError as exc:
                 failed.append(state.cell.name)
-                print(f"benchkit: cell {state.cell.name} failed: {exc}", file=sys.stderr)
-            bar.update(1)
+                display.cell_ended(state, None)
+                display.note(f"benchkit: cell {state.cell.name} failed: {exc}")
+                continue
+            display.cell_ended(state, records[-1])
     if options.notebook:
         print(f"notebooks: {write_index(sweep, store)}")
     raise_failed(sweep, failed, len(states))
     return records
 
 
-def _run_cell(sweep: Sweep, state, options: Options, pool: GradingPool) -> dict:
+def _run_cell(sweep: Sweep, state, options: Options, pool: GradingPool, display) -> dict:
     ref = {"name": sweep.name, "cell": state.cell.name}
     if not options.notebook:
         return run(
             state.cell.config,
             resume=state.run_id,
-            progress=options.progress,
+            progress=display,
             context=Context(pool=pool, sweep=ref),
         )
     from benchkit.notebook import execute
