@@ -4,6 +4,9 @@ llama-server with one slot, and with four slots (four concurrent requests), in o
     .venv/bin/python bench/generation_speed.py [--limit 16] [--max-tokens 256] [--threads N]
 
 "no loop rule" shows what the streaming loop detector costs per token (compare decode tokens/s).
+"chat" rows send HumanEval's chat messages (prompt_style chat) through the GGUF's chat template,
+to the embedded model with Gemma 3's template added (tests/chat_model.py, made once and cached):
+the same token loop as completion prompts, so the same decode speed is expected.
 `llama-bench` (built once from the llama.cpp sources vendored in the llama-cpp-python sdist,
 like llama-server; see benchkit.backends.server_build) measures the model's token generation
 (tg) speed with the same threads, before and after the benchkit runs. Prints per setting: wall
@@ -29,10 +32,13 @@ from benchkit.config import RunConfig  # noqa: E402
 from benchkit.model_file import embedded_model_path  # noqa: E402
 from benchkit.runner import run  # noqa: E402
 from benchkit.store import ResultsStore  # noqa: E402
+from tests.chat_model import templated_copy  # noqa: E402
 
 SETTINGS = {
     "in process (llama_cpp)": {"backend": "llama_cpp"},
     "in process, no loop rule": {"backend": "llama_cpp", "stop_runaway": False},
+    "in process, chat": {"backend": "llama_cpp", "prompt_style": "chat"},
+    "in process, chat, no loop rule": {"backend": "llama_cpp", "prompt_style": "chat", "stop_runaway": False},
     "llama-server -np 1": {"backend": "llama_server", "parallel": 1},
     "llama-server -np 4": {"backend": "llama_server", "parallel": 4},
 }
@@ -91,7 +97,9 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings:
+            chat = SETTINGS[name].get("prompt_style") == "chat"  # needs a GGUF with a chat template
             config = RunConfig(
+                **({"model": templated_copy(model)} if chat else {}),
                 limit=args.limit,
                 max_tokens=args.max_tokens,
                 n_threads=args.threads,
@@ -107,7 +115,7 @@ def main() -> None:
     )
     base = rows.get("llama-server -np 1") or next(iter(rows.values()))
     print(
-        f"{'setting':24} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
+        f"{'setting':30} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
         f"{'vs bench':>8} {'gen tok/s':>9} {'vs bench':>8} {'wall tok/s':>10} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}"
     )
     for name, r in rows.items():
@@ -115,7 +123,7 @@ def main() -> None:
         over_gen = r["tokens"] / max(r["gen"], 1e-9)
         over_wall = r["tokens"] / r["wall"]
         print(
-            f"{name:24} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
+            f"{name:30} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
             f"{decode / reference:7.2f}x {over_gen:9.1f} {over_gen / reference:7.2f}x {over_wall:10.1f} "
             f"{over_wall / (base['tokens'] / base['wall']):6.2f}x {r['wall'] / r['gen']:8.3f} {r['score']:6.1f}%"
         )

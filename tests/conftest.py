@@ -8,6 +8,7 @@ import pytest
 
 from benchkit.config import RunConfig
 from benchkit.model_file import embedded_model_path
+from tests.chat_model import templated_copy
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -41,6 +42,12 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     return embedded_model_path()
+
+
+@pytest.fixture(scope="session")
+def chat_model(model_path) -> Path:
+    """The embedded model with a real chat template (Gemma 3's): see tests/chat_model.py."""
+    return templated_copy(model_path)
 
 
 @pytest.fixture

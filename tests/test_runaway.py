@@ -14,6 +14,7 @@ from benchkit.config import RunConfig, Sampling
 from benchkit.runaway import LoopDetector, RunawayRule, analyse, find_loop
 from benchkit.runner import run
 from benchkit.store import ResultsStore
+from tests import llama_reference
 from tests.conftest import benchkit_cli
 
 STORED = Path(__file__).parent / "data" / "runaway_outputs.jsonl"
@@ -168,28 +169,29 @@ def test_without_the_rule_generation_equals_create_completion(in_process, temper
     for task_id in ("HumanEval/0", "HumanEval/2"):
         sampling = Sampling(temperature=temperature, max_tokens=48, stop=COMPLETION_STOP, seed=7)
         ours = backend.generate(_problem(task_id).prompt, sampling)
-        backend.llm.reset()
-        reply = backend.llm.create_completion(
-            _problem(task_id).prompt,
-            max_tokens=48,
-            temperature=temperature,
-            top_p=1.0,
-            top_k=0,
-            min_p=0.0,
-            typical_p=1.0,
-            repeat_penalty=1.0,
-            frequency_penalty=0.0,
-            presence_penalty=0.0,
-            mirostat_mode=0,
-            seed=7,
-            stop=COMPLETION_STOP,
-        )
-        choice = reply["choices"][0]
-        assert (ours.text, ours.tokens, ours.finish_reason) == (
-            choice["text"],
-            reply["usage"]["completion_tokens"],
-            choice["finish_reason"],
-        )
+        reference = llama_reference.completion(backend.llm, _problem(task_id).prompt, sampling)
+        assert (ours.text, ours.tokens, ours.finish_reason) == reference
+
+
+@pytest.mark.slow
+def test_in_process_stops_a_chat_loop_while_generating(chat_model):
+    """Chat prompts go through the same token loop (benchkit.backends.chat_format): the loop is
+    cut while generating; without the rule the answer is create_chat_completion's."""
+    messages = [{"role": "user", "content": "Say hi."}]  # greedy: one line again and again
+    sampling = Sampling(max_tokens=64)
+    backends = [
+        LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), chat_model) for rule in (True, False)
+    ]
+    try:
+        stopped, full = (backend.generate(messages, sampling) for backend in backends)
+        reference = llama_reference.chat_completion(backends[1].llm, messages, sampling)
+    finally:
+        for backend in backends:
+            backend.close()
+    assert stopped.finish_reason == "loop" and stopped.loop.startswith("repeat")
+    assert (full.text, full.tokens, full.finish_reason) == reference
+    assert full.text.startswith(stopped.text) and stopped.tokens < full.tokens
+    assert find_loop(full.text).end == len(stopped.text)
 
 
 def _problems_file(tmp_path, task_ids):

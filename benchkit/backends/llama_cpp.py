@@ -13,7 +13,9 @@ import time
 import numpy as np
 
 from benchkit import runaway
+from benchkit.backends import chat_format
 from benchkit.backends.base import Generation
+from benchkit.backends.chat_format import PromptTokens
 from benchkit.errors import ConfigError, GenerationError, ModelLoadError
 from benchkit.model_file import MappedModelGuard
 from benchkit.runaway import LoopDetector
@@ -80,11 +82,15 @@ class LlamaCppBackend:
             raise GenerationError(str(exc)) from None
 
     def _complete(self, prompt: str, sampling, detector, started: float) -> Generation:
-        """llama-cpp-python's create_completion, token for token (same prompt tokens, sampler
-        chain, stop rule and counts), without its per-token re-detokenisation of the whole
-        answer; each token's text goes to the loop detector as it is made."""
-        llm = self.llm
-        tokens = _prompt_tokens(llm, prompt)
+        """llama-cpp-python's create_completion, token for token."""
+        prompt_tokens = PromptTokens(_prompt_tokens(self.llm, prompt), sampling.stop)
+        return self._generate(prompt_tokens, sampling, detector, started)
+
+    def _generate(self, prompt: PromptTokens, sampling, detector, started: float) -> Generation:
+        """create_completion on prompt tokens, token for token (same sampler chain, stop rule
+        and counts), without its per-token re-detokenisation of the whole answer; each token's
+        text goes to the loop detector as it is made."""
+        llm, tokens = self.llm, prompt.tokens
         if len(tokens) >= llm.n_ctx():
             raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {llm.n_ctx()}")
         max_tokens = min(sampling.max_tokens, llm.n_ctx() - len(tokens))
@@ -102,9 +108,12 @@ class LlamaCppBackend:
             mirostat_mode=0,
         )
         prompt_seconds = round(time.perf_counter() - started, 4)
-        answer = _Answer(sampling.stop, detector)
-        count, finish = 0, None
+        answer = _Answer(prompt.stop, detector)
+        count, finish, evaluated = 0, None, tokens[-1] if tokens else None
         while finish is None:
+            if evaluated in prompt.stop_after:  # generate() ends before yielding; the call: "stop"
+                finish = "stop"
+                break
             token = sampler.sample(llm._ctx, -1)
             if llama_cpp.llama_vocab_is_eog(self.vocab, token):
                 finish = "stop"
@@ -117,6 +126,7 @@ class LlamaCppBackend:
                 finish = "length"
             if finish is None:
                 llm.eval([token])
+                evaluated = token
         return Generation(
             text=answer.text(finish),
             tokens=count,
@@ -155,7 +165,16 @@ class LlamaCppBackend:
         return piece
 
     def _chat(self, messages, sampling, detector, started: float) -> Generation:
-        """Through the GGUF's chat template; streamed (and stopped) when the rule is on."""
+        """create_chat_completion, token for token: the prompt its handler makes of the messages
+        (benchkit.backends.chat_format), then the same loop as a completion prompt."""
+        prompt = chat_format.chat_prompt(self.llm, messages, sampling.stop)
+        if prompt is None:  # a handler chat_format cannot follow exactly
+            return self._chat_completion(messages, sampling, detector, started)
+        return self._generate(prompt, sampling, detector, started)
+
+    def _chat_completion(self, messages, sampling, detector, started: float) -> Generation:
+        """Through llama-cpp-python's create_chat_completion; streamed (and stopped) when the
+        rule is on: its slow per-token path."""
         params = dict(
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
