@@ -121,7 +121,7 @@ def _add_sweep(commands) -> None:
         type=Path,
         help="shared by every worker (one journal per run; only this process writes benchmark_results.json)",
     )
-    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.add_argument("--quiet", action="store_true", help="no progress display")
     sweep.set_defaults(func=_sweep)
 
 
