@@ -205,7 +205,11 @@ class _Worker:
                 return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
             return None
         return Outcome(
-            reply["status"], reply["error_type"], reply["message"], reply["seconds"], reply.get("details") or {}
+            reply["status"],
+            reply["error_type"],
+            reply["message"],
+            reply["seconds"],
+            reply.get("details") or {},
         )
 
     def _read_reply(self, deadline: float) -> dict | None:

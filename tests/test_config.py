@@ -70,7 +70,11 @@ def test_a_benchmarks_own_settings_live_in_its_module_yet_are_run_settings():
     own = list(LCBSettings.model_fields)
     assert "release" in own and "lcb_corrected" in own and not set(own) & set(CoreSettings.model_fields)
     # shared settings, then each benchmark's, then where results go: help's and stored settings' order
-    assert list(RunConfig.model_fields) == [*CoreSettings.model_fields, *benchmark_fields(), *OutputSettings.model_fields]
+    assert list(RunConfig.model_fields) == [
+        *CoreSettings.model_fields,
+        *benchmark_fields(),
+        *OutputSettings.model_fields,
+    ]
     args = ["run", "--benchmark", "lcb", "--release", "v2", "--lcb-corrected", "--start-date", "2025-02-01"]
     config = cli._run_config(cli._parser().parse_args(args))
     assert (config.release, config.lcb_corrected, str(config.start_date)) == ("v2", True, "2025-02-01")
@@ -85,4 +89,12 @@ def test_help_groups_keep_their_order():
     from benchkit.config import fields
 
     groups = [RunConfig.model_fields[name].json_schema_extra["group"] for name in fields()]
-    assert list(dict.fromkeys(groups)) == ["sampling", "benchmark", "model", "grading", "backend", "data", "output"]
+    assert list(dict.fromkeys(groups)) == [
+        "sampling",
+        "benchmark",
+        "model",
+        "grading",
+        "backend",
+        "data",
+        "output",
+    ]

@@ -178,7 +178,9 @@ REAL_ATTACKS = {
 
 def _worker_module(name):
     """A module of sandbox_worker/ (imported by path: it is a script directory, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"sandbox_worker_{name}", sandbox_module.WORKER_DIR / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"sandbox_worker_{name}", sandbox_module.WORKER_DIR / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

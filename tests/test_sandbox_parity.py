@@ -94,7 +94,9 @@ def test_a_program_sees_the_modules_of_its_reference_grader(tmp_path):
     codegen_verdicts([problem, problem], [lcb_dump, lcb_dump])
     with Sandbox(workers=1, isolation="process") as box:  # plain processes: the probe writes here
         box.submit(Job(DUMP.format(path=str(tmp_path / "ours-he.json")))).result()
-        box.submit(lcb_job(DUMP.format(path=str(tmp_path / "ours-lcb.json")), [{"input": "1", "output": "1"}])).result()
+        box.submit(
+            lcb_job(DUMP.format(path=str(tmp_path / "ours-lcb.json")), [{"input": "1", "output": "1"}])
+        ).result()
     assert _modules(tmp_path / "ours-he.json") == _modules(tmp_path / "he.json")
     assert _modules(tmp_path / "ours-lcb.json") == _modules(tmp_path / "lcb.json")
 

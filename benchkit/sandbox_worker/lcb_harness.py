@@ -93,7 +93,9 @@ def _judge_tests(job, pid, out_r, ctl_w):
             return _failure(
                 str(message.get("status")), message.get("error_type"), str(message.get("message")), index
             )
-        if not outputs_equal(payload["mode"], message.get("output", ""), test["output"], payload["corrected"]):
+        if not outputs_equal(
+            payload["mode"], message.get("output", ""), test["output"], payload["corrected"]
+        ):
             return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
         os.write(ctl_w, b"c")
     details = {"tests_passed": len(payload["tests"])}
