@@ -147,7 +147,7 @@ class LiveCodeBench(Benchmark):
             data["tests"],
             mode="call" if data["testtype"] == "functional" else "stdio",
             fn_name=data["fn_name"],
-            corrected=bool(getattr(self.config, "lcb_corrected", False)),
+            corrected=self.config.lcb_corrected,
             timeout=timeout,
             memory_mb=memory_mb,
         )
