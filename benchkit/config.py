@@ -152,11 +152,11 @@ class OutputSettings(Settings):
     )
 
 
-class RunConfig(OutputSettings, *benchmark_settings(), CoreSettings):
+class RunConfig(OutputSettings, *reversed(benchmark_settings()), CoreSettings):
     """What a run is: benchmark, model, sampling, limits, each benchmark's own options (declared
     in its module: `Benchmark.settings`). Everything here is stored with the run. pydantic takes
     the fields of the last base first, so they come in the order of `benchkit run --help` and of
-    stored settings: the shared ones, each benchmark's, where results go."""
+    stored settings: the shared ones, each benchmark's (in registry order), where results go."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 

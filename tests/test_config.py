@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -98,3 +102,35 @@ def test_help_groups_keep_their_order():
         "data",
         "output",
     ]
+
+
+def test_a_new_benchmark_declares_its_options_in_its_own_module(tmp_path):
+    """One module and its registry entry: its settings become RunConfig fields and CLI flags."""
+    from tests.conftest import REPO
+
+    (tmp_path / "toy_benchmark.py").write_text(
+        "from benchkit.benchmarks.base import Benchmark\n"
+        "from benchkit.settings import Settings, setting\n"
+        "class ToySettings(Settings):\n"
+        "    toy_split: str = setting('test', 'toy: which split', group='toy')\n"
+        "class Toy(Benchmark):\n"
+        "    name, default_timeout, settings = 'toy', 1.0, ToySettings\n"
+    )
+    script = (
+        "from benchkit import benchmarks\n"
+        "benchmarks.BENCHMARKS['toy'] = 'toy_benchmark:Toy'\n"
+        "from benchkit import cli\n"
+        "from benchkit.config import RunConfig\n"
+        "args = cli._parser().parse_args(['run', '--benchmark', 'toy', '--toy-split', 'train'])\n"
+        "config = cli._run_config(args)\n"
+        "print(config.toy_split, config.identity()['toy_split'], list(RunConfig.model_fields)[-3:])\n"
+        "cli._parser().parse_args(['run', '--help'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    first, *help_text = done.stdout.splitlines()
+    assert first == "train train ['lcb_corrected', 'toy_split', 'results_dir']"  # registry order
+    assert "toy:" in help_text and any("--toy-split" in line for line in help_text)
