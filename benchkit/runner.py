@@ -260,7 +260,7 @@ class _Execution:
         try:
             outcome = future.result()
             row.update(
-                grading.verdict(outcome, row["finish_reason"]),
+                grading.verdict(outcome, row["finish_reason"], self.benchmark.stored_details),
                 grade_seconds=outcome.seconds if outcome else 0.0,
             )
             self._record(row, log, bar)

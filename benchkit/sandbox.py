@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchkit.errors import SandboxError
@@ -44,21 +44,20 @@ LONG_RUNNING_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Job:
-    """One program to run.
+    """One program to run, by a harness of the worker's registry (`worker.py`'s HARNESSES).
 
-    mode "exec" (HumanEval): the program holds its own tests and passes by returning normally.
-    mode "stdio" / "call" (LiveCodeBench): `tests` are {"input", "output"} pairs; the program
-    sees only the inputs (on stdin, or as arguments of `fn_name`), one test at a time, and
-    the worker compares what it produced; `timeout` is then per test.
+    harness "exec" (HumanEval): the program holds its own tests and passes by returning normally.
+    Another harness reads its own `payload` (JSON data, opaque here: LiveCodeBench's tests, for
+    one). `timeout` is per timed run and `runs` how many the harness may make (one per test,
+    say): the sandbox waits up to timeout x runs, and a little more, for the worker's answer.
     """
 
     source: str
     timeout: float = 3.0
     memory_mb: int = 2048
-    mode: str = "exec"
-    tests: tuple = ()
-    fn_name: str | None = None
-    corrected: bool = False
+    harness: str = "exec"
+    payload: dict = field(default_factory=dict)
+    runs: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,7 @@ class Outcome:
     error_type: str | None
     message: str
     seconds: float
-    failed_test: int | None = None  # LiveCodeBench: index of the first failing test
-    official_passed: bool | None = None  # with a corrected comparison: the official verdict
+    details: dict = field(default_factory=dict)  # the harness's own results (JSON data)
 
     @property
     def passed(self) -> bool:
@@ -176,7 +174,7 @@ class _Worker:
             self.stop()
             self._start()
         self._next_id += 1
-        request = {**asdict(job), "id": self._next_id, "nproc": nproc}
+        request = {**vars(job), "id": self._next_id, "nproc": nproc}  # vars: the payload not copied
         oom_kills = self._memory.oom_kills() if self._memory else 0
         if self._memory:
             self._memory.limit(job.memory_mb + MEMORY_ALLOWANCE_MB)
@@ -186,7 +184,7 @@ class _Worker:
             reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
             if reply is None:
                 on_long_running()
-                budget = job.timeout * max(1, len(job.tests)) + BACKSTOP_SECONDS
+                budget = job.timeout * max(1, job.runs) + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
             died = False
         except (EOFError, OSError, ValueError):  # its end of the pipe closed: the worker is gone
@@ -207,7 +205,11 @@ class _Worker:
                 return Outcome("crashed", None, "the program stalled its sandbox worker", 0.0)
             return None
         return Outcome(
-            reply["status"], reply["error_type"], reply["message"], reply["seconds"], reply.get("failed_test")
+            reply["status"],
+            reply["error_type"],
+            reply["message"],
+            reply["seconds"],
+            reply.get("details") or {},
         )
 
     def _read_reply(self, deadline: float) -> dict | None:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchkit.config import RunConfig, validate_config
+from benchkit.config import RunConfig, benchmark_fields, validate_config
 from benchkit.errors import BenchkitError, ConfigError, ModelFileError
 from benchkit.store import ResultsStore
 
@@ -177,15 +177,7 @@ def _check_benchmarks(cells: list[Cell], where: str) -> None:
 
     checked = set()
     for cell in cells:
-        key = (
-            cell.config.benchmark,
-            str(cell.config.problems_file),
-            cell.config.start_date,
-            cell.config.end_date,
-            cell.config.release,
-            cell.config.platform,
-            cell.config.difficulty,
-        )
+        key = cell.config.model_dump_json(include={"benchmark", "problems_file", *benchmark_fields()})
         if key not in checked:
             checked.add(key)
             try:

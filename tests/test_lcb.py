@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from benchkit.benchmarks import get_benchmark
-from benchkit.benchmarks.lcb import WHERE_TO_GET
+from benchkit.benchmarks.lcb import WHERE_TO_GET, lcb_job
 from benchkit.config import RunConfig
 from benchkit.errors import ConfigError, DataError
 from benchkit.grading import grade_file
+from benchkit.sandbox import Sandbox
 from tests.conftest import SHARED
 
 DATA = SHARED / "data" / "lcb"
@@ -245,6 +246,20 @@ def test_corrected_comparison_fixes_known_false_negatives_and_counts_them(tmp_pa
     assert [r["passed"] for r in verdicts[True]] == [True, True, True, False]
     assert [r["official_passed"] for r in verdicts[True]] == [False, False, True, False]
     assert summary["corrected_verdicts_changed"] == 2
+    row_keys = {"task_id", "completion", "passed", "result", "category"}  # what a sample row stores
+    assert all(set(r) == row_keys for r in verdicts[False])
+    assert all(set(r) == row_keys | {"official_passed"} for r in verdicts[True])
+
+
+def test_the_lcb_harness_reports_which_test_failed():
+    tests = [{"input": "1 2\n", "output": "3\n"}, {"input": "2 2\n", "output": "4\n"}]
+    job = lcb_job("a, b = map(int, input().split())\nprint(a + b if a == 1 else 0)", tests, timeout=2)
+    assert (job.harness, job.runs) == ("lcb", 2)
+    with Sandbox(workers=1) as box:
+        failed, passed = box.run([job, lcb_job("print(sum(map(int, input().split())))", tests, timeout=2)])
+    assert (failed.status, failed.error_type) == ("failed", "WrongAnswer")
+    assert failed.details == {"tests_passed": 1, "failed_test": 1}
+    assert passed.passed and passed.details == {"tests_passed": 2}
 
 
 def test_corrected_comparison_lifts_the_int_digit_limit(tmp_path):

@@ -118,3 +118,9 @@ def test_cgroups_left_by_dead_processes_are_removed():
         assert not stale.exists() and cgroup.exists()
     finally:
         cgroup.rmdir()
+
+
+def test_an_unknown_harness_is_a_crashed_program_that_names_it(sandbox):
+    outcome = sandbox.submit(Job("assert True", harness="mbpp")).result()
+    assert outcome.status == "crashed" and "'mbpp'" in outcome.message and "exec, lcb" in outcome.message
+    assert sandbox.submit(Job("assert True")).result().passed  # the worker carries on

@@ -1,5 +1,6 @@
 """One real attack per class: the verdict, and the absence of the side effect."""
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from benchkit import sandbox as sandbox_module
+from benchkit.benchmarks.lcb import lcb_job
 from benchkit.sandbox import ISOLATION_BWRAP, ISOLATION_PROCESS, Job, Sandbox
 
 FAILING_TEST = "\nassert 1 == 2, 'the tests fail'\n"
@@ -172,17 +174,20 @@ REAL_ATTACKS = {
     "audit hook disarmed through the harness's globals, then ctypes": DISARM_THE_HOOK + CTYPES,
     "os.path patched, then its own memory": PATCH_REALPATH + PROC_MEM,
 }
+
+
+def _worker_module(name):
+    """A module of sandbox_worker/ (imported by path: it is a script directory, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"sandbox_worker_{name}", sandbox_module.WORKER_DIR / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # each attack's defence, taken out of a copy of sandbox_worker/: (file, text, replacement)
-BLOCKED_CTYPES = (
-    "ctypes.dlopen",
-    "ctypes.dlsym",
-    "ctypes.cdata",
-    "ctypes.addressof",
-    "ctypes.string_at",
-    "ctypes.wstring_at",
-    "ctypes.call_function",
-    "ctypes.PyObj_FromPtr",
-)
+BLOCKED_CTYPES = sorted(e for e in _worker_module("harness")._BLOCKED_EVENTS if e.startswith("ctypes."))
 NO_PROC_DEFENCE = [
     ("harness.py", 'if event == "open" and _proc is not None', "if False"),
     ("harness.py", "        confine_files(ruleset)\n", ""),
@@ -252,13 +257,11 @@ with open("/proc/%d/maps" % worker) as maps, open("/proc/%d/mem" % worker, "rb",
             print(answer, end="")
             sys.exit(0)
 """
-LCB_SECRET_TEST = ({"input": "3 4\n", "output": "the expected output 7431\n"},)
+LCB_SECRET_TEST = [{"input": "3 4\n", "output": "the expected output 7431\n"}]
 
 
 def test_lcb_program_cannot_read_the_expected_outputs_from_its_worker(box):
-    outcome = box.submit(
-        Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
-    ).result()
+    outcome = box.submit(lcb_job(LCB_EXPECTED_OUTPUT_THIEF, LCB_SECRET_TEST, timeout=6)).result()
     assert outcome.status == "failed" and outcome.error_type == "PermissionError", outcome
 
 
@@ -269,7 +272,7 @@ def test_lcb_expected_output_thief_passes_without_its_defence(undefended):
         ("lcb_harness.py", "        confine_files(ruleset)", "        pass"),
     ]
     with undefended(patches) as sandbox:
-        job = Job(LCB_EXPECTED_OUTPUT_THIEF, timeout=6, mode="stdio", tests=LCB_SECRET_TEST)
+        job = lcb_job(LCB_EXPECTED_OUTPUT_THIEF, LCB_SECRET_TEST, timeout=6)
         assert sandbox.submit(job).result().passed
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from benchkit.benchmarks import get_benchmark
 from benchkit.benchmarks.human_eval import HumanEval
+from benchkit.benchmarks.lcb import lcb_job
 from benchkit.config import RunConfig
 from benchkit.grading import grade_file
 from benchkit.sandbox import Job, Sandbox
@@ -94,11 +95,7 @@ def test_a_program_sees_the_modules_of_its_reference_grader(tmp_path):
     with Sandbox(workers=1, isolation="process") as box:  # plain processes: the probe writes here
         box.submit(Job(DUMP.format(path=str(tmp_path / "ours-he.json")))).result()
         box.submit(
-            Job(
-                DUMP.format(path=str(tmp_path / "ours-lcb.json")),
-                mode="stdio",
-                tests=({"input": "1", "output": "1"},),
-            )
+            lcb_job(DUMP.format(path=str(tmp_path / "ours-lcb.json")), [{"input": "1", "output": "1"}])
         ).result()
     assert _modules(tmp_path / "ours-he.json") == _modules(tmp_path / "he.json")
     assert _modules(tmp_path / "ours-lcb.json") == _modules(tmp_path / "lcb.json")

@@ -1,4 +1,5 @@
-"""Benchmarks by name. A benchmark is a dataset, a prompt and a check (see `base.Benchmark`)."""
+"""Benchmarks by name. A benchmark is a dataset, a prompt and a check (see `base.Benchmark`): one
+module here, its entry below, and its harness in the sandbox worker's `HARNESSES`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ BENCHMARKS = {
 
 def benchmark_class(name: str):
     return resolve(BENCHMARKS, name, "benchmark")
+
+
+def benchmark_settings() -> list[type]:
+    """Each registered benchmark's own settings model (`Benchmark.settings`), in registry order:
+    RunConfig is made of them and the shared settings."""
+    found = (benchmark_class(name).settings for name in BENCHMARKS)
+    return list(dict.fromkeys(settings for settings in found if settings is not None))
 
 
 def get_benchmark(name: str, config=None):

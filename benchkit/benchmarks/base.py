@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchkit.sandbox import Job, Sandbox
+from benchkit.settings import Settings
 
 Prompt = str | list[dict[str, str]]  # completion text, or chat messages
 
@@ -20,12 +21,16 @@ class Problem:
 
 
 class Benchmark:
-    """A benchmark is a dataset, a prompt and a check, in one module with its sandbox harness.
-    Subclasses give the data and the prompts; the check's defaults here fit a benchmark whose
-    program passes by running to its end (HumanEval); LiveCodeBench overrides them."""
+    """A benchmark is a dataset, a prompt and a check, in one module with its sandbox harness
+    (a function of the worker's `HARNESSES`, named by the jobs it makes) and its own options
+    (`settings`). Subclasses give the data, the prompts and the jobs; the check's defaults here
+    fit a benchmark whose program passes by running to its end (HumanEval's "exec" harness);
+    LiveCodeBench overrides them."""
 
     name: str
     default_timeout: float  # seconds per program (per test where tests run one by one)
+    settings: type[Settings] | None = None  # its own options: RunConfig fields, CLI flags
+    stored_details: tuple[str, ...] = ()  # the keys of an outcome's details a sample row stores
 
     def __init__(self, config=None):
         self.config = config
@@ -47,7 +52,8 @@ class Benchmark:
         raise NotImplementedError
 
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
-        """The sandboxed program that passes only if `completion` is right."""
+        """The sandboxed program that passes only if `completion` is right: a Job naming its
+        harness, with that harness's payload."""
         raise NotImplementedError
 
     def describe(self) -> dict:

@@ -59,7 +59,7 @@ class HumanEval(Benchmark):
         return code  # a body, continuing the prompt
 
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
-        return Job(program(problem.data, completion), timeout=timeout, memory_mb=memory_mb)
+        return Job(program(problem.data, completion), timeout, memory_mb, harness="exec")
 
 
 def program(task: dict, completion: str) -> str:

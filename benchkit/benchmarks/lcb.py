@@ -16,12 +16,14 @@ from concurrent.futures import Future
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from benchkit.benchmarks.base import Benchmark, Problem, Prompt
 from benchkit.benchmarks.extract import last_code_block
 from benchkit.errors import ConfigError, DataError
 from benchkit.model_file import file_sha256
 from benchkit.sandbox import Job
+from benchkit.settings import Settings, setting
 
 WHERE_TO_GET = (
     "LiveCodeBench needs its problem files: pass --problems-file with the official "
@@ -53,11 +55,52 @@ REQUIRED = (
     "metadata",
 )
 _RELEASE_FILE = re.compile(r"^test(\d*)\.jsonl$")
+HARNESS = "lcb"  # benchkit/sandbox_worker/lcb_harness.py
+RELEASES = Literal[
+    "v1",
+    "v2",
+    "v3",
+    "v4",
+    "v5",
+    "v6",
+    "release_v1",
+    "release_v2",
+    "release_v3",
+    "release_v4",
+    "release_v5",
+    "release_v6",
+]
+
+
+class LCBSettings(Settings):
+    """LiveCodeBench's filters and grading option (its problem files are --problems-file)."""
+
+    start_date: date | None = setting(
+        None, "only problems from this contest date on (YYYY-MM-DD)", group="data"
+    )
+    end_date: date | None = setting(None, "only problems up to this contest date (YYYY-MM-DD)", group="data")
+    release: RELEASES | None = setting(
+        None, "official release window v1 … v6 (release_vN: test.jsonl … testN.jsonl)", group="data"
+    )
+    platform: Literal["atcoder", "leetcode", "codeforces"] | None = setting(
+        None, "only problems of this platform", group="data"
+    )
+    difficulty: Literal["easy", "medium", "hard"] | None = setting(
+        None, "only problems of this difficulty", group="data"
+    )
+    lcb_corrected: bool = setting(
+        False,
+        "LiveCodeBench: fix the official grader's known false "
+        "negatives (each program is also graded officially)",
+        group="data",
+    )
 
 
 class LiveCodeBench(Benchmark):
     name = "lcb"
     default_timeout = 6.0
+    settings = LCBSettings
+    stored_details = ("official_passed",)
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -99,30 +142,31 @@ class LiveCodeBench(Benchmark):
 
     def job(self, problem: Problem, completion: str, timeout: float, memory_mb: int) -> Job:
         data = problem.data
-        mode = "call" if data["testtype"] == "functional" else "stdio"
-        return Job(
+        return lcb_job(
             completion,
+            data["tests"],
+            mode="call" if data["testtype"] == "functional" else "stdio",
+            fn_name=data["fn_name"],
+            corrected=self.config.lcb_corrected,
             timeout=timeout,
             memory_mb=memory_mb,
-            mode=mode,
-            tests=tuple(data["tests"]),
-            fn_name=data["fn_name"],
-            corrected=bool(getattr(self.config, "lcb_corrected", False)),
         )
 
     def grade(self, sandbox, job: Job) -> Future:
         """With a corrected comparison, each program also runs under the official one and its
-        outcome carries that verdict (`official_passed`), so a run says how many changed."""
-        if not job.corrected:
+        outcome's details carry that verdict (`official_passed`), so a run says how many changed."""
+        if not job.payload["corrected"]:
             return sandbox.submit(job)
-        both = [sandbox.submit(job), sandbox.submit(replace(job, corrected=False))]
+        official_job = replace(job, payload={**job.payload, "corrected": False})
+        both = [sandbox.submit(job), sandbox.submit(official_job)]
         combined: Future = Future()
 
         def settle(_):
             if all(f.done() for f in both) and not combined.done():
                 try:
                     corrected, official = (f.result() for f in both)
-                    combined.set_result(replace(corrected, official_passed=official.passed))
+                    details = {**corrected.details, "official_passed": official.passed}
+                    combined.set_result(replace(corrected, details=details))
                 except BaseException as exc:  # the sandbox itself failed
                     combined.set_exception(exc)
 
@@ -148,14 +192,8 @@ class LiveCodeBench(Benchmark):
         call = (("3\n4", "7"), ("[1, 2]\n[3]", "[1, 2, 3]"))
 
         def job(source, mode, tests):
-            return Job(
-                source,
-                timeout=timeout,
-                memory_mb=memory_mb,
-                mode=mode,
-                tests=tuple({"input": i, "output": o} for i, o in tests),
-                fn_name="add",
-            )
+            tests = [{"input": i, "output": o} for i, o in tests]
+            return lcb_job(source, tests, mode=mode, fn_name="add", timeout=timeout, memory_mb=memory_mb)
 
         return [
             ("stdin, right", job("a, b = map(int, input().split())\nprint(a + b)", "stdio", stdio), "passed"),
@@ -172,6 +210,24 @@ class LiveCodeBench(Benchmark):
             ),
             ("endless loop", job("while True:\n    pass", "stdio", stdio[:1]), "timeout"),
         ]
+
+
+def lcb_job(
+    source: str,
+    tests: list[dict],
+    *,
+    mode: str = "stdio",
+    fn_name: str | None = None,
+    corrected: bool = False,
+    timeout: float = 6.0,
+    memory_mb: int = 2048,
+) -> Job:
+    """A LiveCodeBench program for the sandbox's "lcb" harness: `tests` are {"input", "output"}
+    pairs; the program sees only the inputs (mode "stdio": on stdin; "call": as the arguments of
+    `fn_name`), one test at a time, each with `timeout` seconds, and the worker compares what it
+    produced (with `corrected`, also accepting the official grader's known false negatives)."""
+    payload = {"mode": mode, "tests": list(tests), "fn_name": fn_name, "corrected": corrected}
+    return Job(source, timeout, memory_mb, harness=HARNESS, payload=payload, runs=len(tests))
 
 
 def official_prompt(problem: Problem) -> str:

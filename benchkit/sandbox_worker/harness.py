@@ -1,5 +1,6 @@
 """The child of a HumanEval job: descriptors, rlimits, the reliability guard and the audit
-hook (shared with lcb_harness.py), and the exec harness itself (inside the sandbox, stdlib only)."""
+hook (shared with lcb_harness.py), and the exec harness itself, whose worker side is
+exec_harness.py (inside the sandbox, stdlib only)."""
 
 import _thread
 import collections

@@ -1,5 +1,10 @@
-"""LiveCodeBench jobs: tests run one by one with the official semantics (inside the sandbox,
-stdlib only). The child sends back what the program produced; the worker compares."""
+"""The "lcb" harness (LiveCodeBench; inside the sandbox, stdlib only): tests run one by one with
+the official semantics. The child sends back what the program produced; the worker compares.
+
+A job's payload (benchkit.benchmarks.lcb.lcb_job): "tests", {"input", "output"} pairs; "mode",
+"stdio" (the input on stdin) or "call" (the input as the arguments of "fn_name"); "corrected",
+the comparison without the official grader's known false negatives. The outcome's details:
+"tests_passed", and "failed_test", the index of the first failing test."""
 
 import contextlib
 import functools
@@ -37,7 +42,7 @@ LCB_IMPORTS = (
 )
 
 
-def run_tests_job(job, scratch_root, ruleset):
+def run_lcb_job(job, scratch_root, ruleset):
     """LiveCodeBench semantics: the child runs the tests' inputs one at a time and sends back
     what the program produced; the expected outputs stay in this process, so a program can
     neither read them nor fake a match. The first failing test ends the job."""
@@ -73,7 +78,8 @@ def _judge_tests(job, pid, out_r, ctl_w):
             "message": "failed: the program did not load",
         }
         return _failure(str(loaded.get("status")), loaded.get("error_type"), str(loaded.get("message")), 0)
-    for index, test in enumerate(job["tests"]):
+    payload = job["payload"]
+    for index, test in enumerate(payload["tests"]):
         message = messages.next(job["timeout"] + 1.0)
         if message is None:
             alive = os.waitpid(pid, os.WNOHANG)[0] == 0
@@ -88,11 +94,12 @@ def _judge_tests(job, pid, out_r, ctl_w):
                 str(message.get("status")), message.get("error_type"), str(message.get("message")), index
             )
         if not outputs_equal(
-            job["mode"], message.get("output", ""), test["output"], job.get("corrected", False)
+            payload["mode"], message.get("output", ""), test["output"], payload["corrected"]
         ):
             return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
         os.write(ctl_w, b"c")
-    return {"status": "passed", "error_type": None, "message": "passed", "tests_passed": len(job["tests"])}
+    details = {"tests_passed": len(payload["tests"])}
+    return {"status": "passed", "error_type": None, "message": "passed", "details": details}
 
 
 def _failure(status, error_type, message, index):
@@ -100,8 +107,7 @@ def _failure(status, error_type, message, index):
         "status": status,
         "error_type": error_type,
         "message": message[:MESSAGE_LIMIT],
-        "tests_passed": index,
-        "failed_test": index,
+        "details": {"tests_passed": index, "failed_test": index},
     }
 
 
@@ -213,20 +219,21 @@ def _test_child(job, scratch, out_fd, ctl_fd, ruleset):
         out_fd, ctl_fd = isolate_descriptors(out_fd, ctl_fd)
         os.chdir(scratch)
         limit_resources(job)
+        payload = job["payload"]
         # the official grader allows 50,000 digits; the corrected comparison lifts the limit
-        sys.set_int_max_str_digits(0 if job.get("corrected") else 50000)
+        sys.set_int_max_str_digits(0 if payload["corrected"] else 50000)
         send = functools.partial(_send, out_fd)
         signal.signal(signal.SIGALRM, _raise_timeout)
         reliability_guard(keep_exit=True)  # LiveCodeBench's guard leaves builtins.exit alone
         try:
             with _time_limit(job["timeout"]):
-                method = _load_solution(job)
+                method = _load_solution(job["source"], payload)
         except BaseException as exc:
             send(_error_message(exc))
             return
         send({"status": "ok"})
-        for test in job["tests"]:
-            send(_run_test(method, job, test["input"]))
+        for test in payload["tests"]:
+            send(_run_test(method, job["timeout"], payload, test["input"]))
             if os.read(ctl_fd, 1) != b"c":
                 return
     finally:
@@ -270,17 +277,17 @@ def _error_message(exc):
     return {"status": status, "error_type": type(exc).__name__, "message": text[:MESSAGE_LIMIT]}
 
 
-def _load_solution(job):
+def _load_solution(source, payload):
     """LiveCodeBench's compile step: stdin programs become `wrapped_function`; LeetCode
     programs are `Solution().<fn_name>`."""
     import types
 
-    if job["mode"] == "stdio":
-        code = make_function(clean_if_name(job["source"]), LCB_IMPORTS)
+    if payload["mode"] == "stdio":
+        code = make_function(clean_if_name(source), LCB_IMPORTS)
         name = "wrapped_function"
     else:
-        code = LCB_IMPORTS + "\n\n" + job["source"]
-        name = job["fn_name"]
+        code = LCB_IMPORTS + "\n\n" + source
+        name = payload["fn_name"]
     module = types.ModuleType("tmp_sol", "")
     exec(code, module.__dict__)
     solution = module.Solution() if "class Solution" in code else module
@@ -290,11 +297,11 @@ def _load_solution(job):
     return method
 
 
-def _run_test(method, job, test_input):
+def _run_test(method, timeout, payload, test_input):
     try:
-        with _time_limit(job["timeout"]):
-            if job["mode"] == "stdio":
-                output = _call_with_stdin(method, test_input, job.get("corrected", False))
+        with _time_limit(timeout):
+            if payload["mode"] == "stdio":
+                output = _call_with_stdin(method, test_input, payload["corrected"])
             else:
                 output = _call_function(method, test_input)
     except BaseException as exc:  # a test's own failure; the harness goes on reporting it

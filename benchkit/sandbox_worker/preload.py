@@ -518,7 +518,7 @@ LIVECODEBENCH = (
     "zipimport",
     "zlib",
 )
-SANDBOX_MODULES = ("harness", "lcb_harness", "processes", "preload")
+SANDBOX_MODULES = ("harness", "exec_harness", "lcb_harness", "processes", "preload")
 _hidden = {}
 
 

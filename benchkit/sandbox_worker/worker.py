@@ -4,15 +4,17 @@
 read-only at /sandbox under bubblewrap. It reads one job per line (JSON) on stdin and answers
 one outcome per line on stdout. For each job it forks a child that closes every descriptor it
 inherited, points 0/1/2 at /dev/null, works in a fresh scratch directory under rlimits and
-applies the reference harness's reliability guard (harness.py). Then:
+applies the reference harness's reliability guard (harness.py). What then runs and decides the
+verdict is the job's harness, by name from `HARNESSES`:
 
-* mode "exec" (HumanEval, harness.py): the program runs on a thread started from C; the pass
+* "exec" (HumanEval, exec_harness.py): the program runs on a thread started from C; the pass
   line, with a per-job nonce, is written by that C chain only if `exec` returned normally;
-* modes "stdio"/"call" (LiveCodeBench, lcb_harness.py): the child runs the tests' inputs one
-  at a time and sends back what the program produced; the expected outputs stay in the worker.
+* "lcb" (LiveCodeBench, lcb_harness.py): the child runs the tests' inputs one at a time and
+  sends back what the program produced; the expected outputs stay in the worker.
 
-Exit status and printed text mean nothing. After each job every process the child left
-behind is killed (processes.py) and the scratch directory removed.
+A harness answers {status, error_type, message, seconds, details}, `details` its own results.
+After each job every process the child left behind is killed (processes.py) and the scratch
+directory removed.
 """
 
 import contextlib
@@ -20,21 +22,21 @@ import ctypes
 import gc
 import json
 import os
-import select
-import shutil
-import signal
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this directory out
 
-from harness import MESSAGE_LIMIT, parse_message, prepare_confinement, run_child  # noqa: E402
-from lcb_harness import run_tests_job  # noqa: E402
-from preload import as_in_reference, preload  # noqa: E402
-from processes import INSIDE_BWRAP, kill_descendants  # noqa: E402
+from exec_harness import run_exec_job  # noqa: E402
+from harness import MESSAGE_LIMIT, prepare_confinement  # noqa: E402
+from lcb_harness import run_lcb_job  # noqa: E402
+from preload import preload  # noqa: E402
+from processes import INSIDE_BWRAP  # noqa: E402
 
-REPORT_LIMIT = 4096
+HARNESSES = {  # a Job's `harness`: (job, scratch root, Landlock ruleset) -> outcome
+    "exec": run_exec_job,  # HumanEval: the program holds its own tests
+    "lcb": run_lcb_job,  # LiveCodeBench: tests one by one, compared here
+}
 BOUND = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.abspath(__file__)))
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
@@ -115,79 +117,15 @@ def _become_subreaper():
 
 
 def run_job(job, scratch_root, ruleset=-1):
-    if job.get("mode", "exec") != "exec":
-        return run_tests_job(job, scratch_root, ruleset)
-    scratch = tempfile.mkdtemp(dir=scratch_root)
-    nonce = os.urandom(16).hex()
-    read_end, write_end = os.pipe()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        as_in_reference("exec")
-        run_child(job, scratch, write_end, nonce, ruleset)
-    os.close(write_end)
-    status = _wait(pid, job["timeout"], started)
-    seconds = time.monotonic() - started
-    kill_descendants(pid)
-    report = _read_report(read_end)
-    os.close(read_end)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return _verdict(status, report, nonce, seconds)
-
-
-def _wait(pid, timeout, started):
-    """Wait for the child up to `timeout` seconds; returns its wait status or None on time-out."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        remaining = timeout - (time.monotonic() - started)
-        ready, _, _ = select.select([pidfd], [], [], max(remaining, 0))
-        if not ready:
-            return None  # kill_descendants() kills and reaps it with everything it started
-        return os.waitpid(pid, 0)[1]
-    finally:
-        os.close(pidfd)
-
-
-def _read_report(fd):
-    os.set_blocking(fd, False)
-    chunks = []
-    with contextlib.suppress(BlockingIOError):
-        while sum(map(len, chunks)) <= REPORT_LIMIT and (chunk := os.read(fd, REPORT_LIMIT)):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _verdict(status, report, nonce, seconds):
-    """Passed only with the genuine pass line; a pass claimed without the nonce is tampering."""
-    outcome = {"seconds": round(seconds, 4)}
-    if status is None:
-        return {**outcome, "status": "timeout", "error_type": None, "message": "timed out"}
-    reports = [parse_message(line) for line in report.decode("utf-8", "replace").splitlines()]
-    if any(r is None or (r.get("status") == "passed" and r.get("nonce") != nonce) for r in reports):
-        return {
-            **outcome,
-            "status": "crashed",
-            "error_type": None,
-            "message": "failed: tampered with the result channel",
-        }
-    if any(r["status"] == "passed" for r in reports):
-        return {**outcome, "status": "passed", "error_type": None, "message": "passed"}
-    if reports:
-        first = reports[0]
-        return {
-            **outcome,
-            "status": str(first.get("status")),
-            "error_type": first.get("error_type"),
-            "message": str(first.get("message"))[:MESSAGE_LIMIT],
-        }
-    return {**outcome, "status": "crashed", "error_type": None, "message": "failed: " + _died(status)}
-
-
-def _died(status):
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exited with status {os.WEXITSTATUS(status)} before finishing"
+    """The job's outcome by its harness; an unknown harness is a crashed program, not a hang."""
+    run = HARNESSES.get(job.get("harness"))
+    if run is None:
+        message = "failed: no harness %r in the sandbox worker (known: %s)" % (
+            job.get("harness"),
+            ", ".join(sorted(HARNESSES)),
+        )
+        return {"status": "crashed", "error_type": None, "message": message[:MESSAGE_LIMIT], "seconds": 0.0}
+    return run(job, scratch_root, ruleset)
 
 
 if __name__ == "__main__":
