@@ -58,6 +58,20 @@ def test_min_p_and_repeat_penalty_reach_the_server(server):
     assert params["top_k"] == 17 and params["temperature"] == pytest.approx(0.7)
 
 
+def test_greedy_asks_for_the_top_token_and_gets_the_same_text(server):
+    """Greedy requests go out with top_k 1 (llama.cpp's sampler then skips a pass over the whole
+    vocabulary each token): the text is the one a request with the settings' top_k 0 gets."""
+    sampling = GREEDY.model_copy(update={"max_tokens": 48})
+    assert sampling.top_k == 0
+    generation = server.generate(PROMPT, sampling)
+    (slot,) = httpx.get(f"http://127.0.0.1:{server.port}/slots").json()
+    assert slot["params"]["top_k"] == 1
+    body = {"prompt": PROMPT, "max_tokens": 48, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+    body |= {"stop": sampling.stop or None, "seed": sampling.seed}
+    reply = httpx.post(f"http://127.0.0.1:{server.port}/v1/completions", json=body, timeout=120).json()
+    assert generation.text == reply["choices"][0]["text"]
+
+
 def test_openai_backend_against_the_real_server(server):
     config = RunConfig(backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1")
     client = OpenAIBackend(config)
