@@ -198,6 +198,7 @@ def test_report_on_a_broken_results_file_writes_nothing(results_dir, tmp_path):
     assert path.read_text() == '{"runs": [1' and not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_runs_whose_labels_would_clash_stay_apart(store):
     make_run(store, "exp1-greedy", {0}, categories={"passed": 1, "wrong_answer": 39})
     make_run(store, "exp2-greedy", {0, 1}, categories={"passed": 2, "wrong_answer": 38})

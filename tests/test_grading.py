@@ -117,6 +117,7 @@ def test_malformed_line_is_named(tmp_path, line, message):
     assert not (tmp_path / "bad.jsonl_results.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_cli_grade(tmp_path):
     path = tmp_path / "s.jsonl"
     path.write_text(

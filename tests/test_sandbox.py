@@ -78,6 +78,7 @@ def test_program_killing_its_worker_does_not_stop_the_grader(sandbox):
     assert all(o.passed for o in outcomes)
 
 
+@pytest.mark.slow
 def test_detached_children_are_killed():
     marker = "/tmp/left-behind"
     source = f"""

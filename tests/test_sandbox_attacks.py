@@ -310,6 +310,7 @@ def test_cannot_kill_the_grader_or_processes_by_name(box):
     assert all(o.passed for o in box.run([Job("assert True")] * 10))  # the grader and its pool live
 
 
+@pytest.mark.slow
 def test_fork_bomb_is_contained(box):
     before = _my_process_count()
     outcome = run(
@@ -380,6 +381,7 @@ def test_cannot_read_results_or_expected_outputs(box, tmp_path):
     assert run(box, f"import os\nassert not os.path.exists({str(tmp_path)!r})").passed
 
 
+@pytest.mark.slow
 def test_no_network_even_to_localhost(box):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -38,6 +38,7 @@ def test_isolation_says_so(box):
     assert "memory cgroup" in box.isolation
 
 
+@pytest.mark.slow
 def test_children_each_under_the_limit_but_together_over_it_are_a_memory_failure(box):
     source = textwrap.dedent(FORKS_OVER_THE_LIMIT.format(children=4, each_mb=300))
     outcome = box.submit(Job(source, timeout=5, memory_mb=512)).result()

@@ -44,6 +44,7 @@ def config(tmp_path, script, **settings):
     )
 
 
+@pytest.mark.slow
 def test_replies_are_graded_and_errors_are_rows(tmp_path, grading_pool):
     script = write_script(
         tmp_path / "s.jsonl", reply(0), reply(1, output="    return None\n"), reply(2, error="generation")
@@ -76,6 +77,7 @@ def test_a_fatal_error_fails_the_run_and_resume_completes_it(tmp_path, grading_p
     assert resumed["results"]["total_passed"] == 3  # problem 0 kept its first, passing answer
 
 
+@pytest.mark.slow
 def test_resume_finds_only_runs_with_the_same_identity(tmp_path, grading_pool):
     script = write_script(tmp_path / "s.jsonl", reply(0), reply(1, error="fatal"), reply(2))
     with pytest.raises(ModelLoadError):

@@ -5,6 +5,7 @@ from benchkit.selfcheck import KNOWN_BAD, selfcheck
 from tests.conftest import benchkit_cli
 
 
+@pytest.mark.slow
 def test_selfcheck_passes_here_and_reports_calibration():
     with Sandbox(2) as sandbox:
         report = selfcheck(sandbox, timeout=3.0)
@@ -13,6 +14,7 @@ def test_selfcheck_passes_here_and_reports_calibration():
     assert 0 < report.slowest_canonical_s < 3.0 and report.reference_loop_s > 0
 
 
+@pytest.mark.slow
 def test_a_too_tight_time_limit_is_warned_about():
     with Sandbox(2) as sandbox:
         report = selfcheck(sandbox, timeout=0.05)
@@ -20,6 +22,7 @@ def test_a_too_tight_time_limit_is_warned_about():
 
 
 @pytest.mark.needs_bwrap
+@pytest.mark.slow
 def test_cli_selfcheck():
     done = benchkit_cli("selfcheck")
     assert done.returncode == 0, done.stderr
@@ -27,6 +30,7 @@ def test_cli_selfcheck():
     assert f"{len(KNOWN_BAD)}/{len(KNOWN_BAD)}" in done.stdout and "isolation: bwrap" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_benchmark_self_checks_its_own_harness():
     from benchkit.benchmarks.lcb import LiveCodeBench
     from benchkit.selfcheck import benchmark_program_verdicts, submit_benchmark_programs

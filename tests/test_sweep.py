@@ -196,6 +196,7 @@ def test_shipped_example_is_valid():
     assert len(sweep.cells) == 2 and json.dumps([c.name for c in sweep.cells])
 
 
+@pytest.mark.slow
 def test_a_sweep_is_one_table_with_every_cell_against_a_baseline(tmp_path, scripts, grading_pool):
     from benchkit.analysis import against_baseline, runs_table
 
