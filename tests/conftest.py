@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,16 @@ NEEDS = {
         f"{SHARED}/data/lcb is missing (the project's shared data, beside the checkout)",
     ),
 }
+
+
+def pytest_configure(config):
+    """Ctrl-C reaches the processes the tests start as it does from a terminal. A test run
+    started in the background by a shell without job control (`pytest &`, a CI step's
+    `cmd &`) inherits SIGINT ignored, and so would every benchkit process it starts, which then
+    rightly keeps ignoring it (as it keeps `nohup`'s SIGHUP ignored): the interrupt tests would
+    test nothing. A Python handler here is reset to the default in each child at exec."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_runtest_setup(item):
