@@ -3,7 +3,8 @@ llama-server with one slot, and with four slots (four concurrent requests), in o
 
     .venv/bin/python bench/generation_speed.py [--limit 16] [--max-tokens 256] [--threads N]
 
-"no loop rule" shows what the streaming loop detector costs per token (compare decode tokens/s).
+"no loop rule" shows what the streaming loop detector costs per token (compare decode tokens/s);
+for llama-server that is also the cost of streaming (without the rule a request is not streamed).
 "chat" rows send HumanEval's chat messages (prompt_style chat) through the GGUF's chat template,
 to the embedded model with Gemma 3's template added (tests/chat_model.py, made once and cached):
 the same token loop as completion prompts, so the same decode speed is expected.
@@ -40,6 +41,7 @@ SETTINGS = {
     "in process, chat": {"backend": "llama_cpp", "prompt_style": "chat"},
     "in process, chat, no loop rule": {"backend": "llama_cpp", "prompt_style": "chat", "stop_runaway": False},
     "llama-server -np 1": {"backend": "llama_server", "parallel": 1},
+    "llama-server -np 1, no loop rule": {"backend": "llama_server", "parallel": 1, "stop_runaway": False},
     "llama-server -np 4": {"backend": "llama_server", "parallel": 4},
 }
 
