@@ -1,7 +1,24 @@
 """llama-cpp-python's own entry points with benchkit's sampling: what the in-process backend must
 generate, token for token (text, completion tokens, finish reason), each on a fresh context."""
 
-from benchkit.config import Sampling
+import contextlib
+
+from benchkit.backends.llama_cpp import LlamaCppBackend, completion_params
+from benchkit.config import RunConfig, Sampling
+
+
+@contextlib.contextmanager
+def with_and_without_rule(model):
+    """The in-process backend on `model`, by loop rule (True: on, False: off). One thread: on a
+    shared machine two spinning threads crawl, and the count does not change the text."""
+    backends = {
+        rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model) for rule in (True, False)
+    }
+    try:
+        yield backends
+    finally:
+        for backend in backends.values():
+            backend.close()
 
 
 def completion(llm, prompt: str, sampling: Sampling) -> tuple[str, int, str]:
@@ -18,17 +35,4 @@ def chat_completion(llm, messages: list[dict], sampling: Sampling) -> tuple[str,
 
 def _params(llm, sampling: Sampling) -> dict:
     llm.reset()
-    return dict(
-        max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        top_k=sampling.top_k,
-        min_p=sampling.min_p,
-        typical_p=1.0,
-        repeat_penalty=sampling.repeat_penalty,
-        frequency_penalty=0.0,
-        presence_penalty=0.0,
-        mirostat_mode=0,
-        seed=sampling.seed,
-        stop=sampling.stop,
-    )
+    return completion_params(sampling)

@@ -57,12 +57,8 @@ def _result(generation):
 @pytest.fixture(scope="module")
 def chat_backends(chat_model):
     """The GGUF with Gemma 3's chat template, with the loop rule and without it."""
-    backends = {
-        rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), chat_model) for rule in (True, False)
-    }
-    yield backends
-    for backend in backends.values():
-        backend.close()
+    with llama_reference.with_and_without_rule(chat_model) as backends:
+        yield backends
 
 
 def chat_cases():

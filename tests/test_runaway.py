@@ -141,13 +141,8 @@ def _problem(task_id):
 
 @pytest.fixture(scope="module")
 def in_process(model_path):
-    # one thread: on a shared machine two spinning threads crawl; the count does not change the text
-    backends = {
-        rule: LlamaCppBackend(RunConfig(stop_runaway=rule, n_threads=1), model_path) for rule in (True, False)
-    }
-    yield backends
-    for backend in backends.values():
-        backend.close()
+    with llama_reference.with_and_without_rule(model_path) as backends:
+        yield backends
 
 
 @pytest.mark.slow

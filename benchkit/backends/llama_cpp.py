@@ -175,20 +175,7 @@ class LlamaCppBackend:
     def _chat_completion(self, messages, sampling, detector, started: float) -> Generation:
         """Through llama-cpp-python's create_chat_completion; streamed (and stopped) when the
         rule is on: its slow per-token path."""
-        params = dict(
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
-            typical_p=1.0,
-            repeat_penalty=sampling.repeat_penalty,
-            frequency_penalty=0.0,
-            presence_penalty=0.0,
-            mirostat_mode=0,
-            seed=sampling.seed,
-            stop=sampling.stop or None,
-        )
+        params = completion_params(sampling)
         self.llm.reset()
         self.last_prompt = None
         if detector is None:
@@ -240,6 +227,25 @@ class LlamaCppBackend:
             guard.close()
         self.last_prompt = None  # the logits kept for the next sample of the same prompt
         _return_freed_memory()
+
+
+def completion_params(sampling) -> dict:
+    """A sample's settings as llama-cpp-python's create_completion / create_chat_completion take
+    them: every one explicit, the samplers benchkit has no setting for off."""
+    return dict(
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=sampling.top_k,
+        min_p=sampling.min_p,
+        typical_p=1.0,
+        repeat_penalty=sampling.repeat_penalty,
+        frequency_penalty=0.0,
+        presence_penalty=0.0,
+        mirostat_mode=0,
+        seed=sampling.seed,
+        stop=sampling.stop or None,
+    )
 
 
 def _prompt_tokens(llm, prompt: str) -> list[int]:
