@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchkit import grading  # noqa: E402
 from benchkit.benchmarks import get_benchmark, time_limit  # noqa: E402
-from benchkit.config import RunConfig  # noqa: E402
+from benchkit.config import RunConfig, flag, validate_config  # noqa: E402
+from benchkit.errors import ConfigError  # noqa: E402
 from benchkit.runaway import find_loop  # noqa: E402
 from benchkit.runner import _config_of, run  # noqa: E402
 from benchkit.sandbox import Sandbox  # noqa: E402
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args, results: Path) -> RunConfig:
-    return RunConfig(
+    """The run's settings from the arguments; a bad one ends the script naming its flag."""
+    values = dict(
         benchmark=args.benchmark,
         problems_file=args.problems_file,
         start_date=args.start_date,
@@ -109,6 +111,10 @@ def _config(args, results: Path) -> RunConfig:
         num_samples=args.num_samples,
         results_dir=results,
     )
+    try:
+        return validate_config(values, "command line", label=flag)
+    except ConfigError as exc:
+        sys.exit(f"runaway.py: error: {exc}")
 
 
 def _run(config: RunConfig) -> dict:
