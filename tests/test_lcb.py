@@ -277,3 +277,60 @@ def test_corrected_comparison_lifts_the_int_digit_limit(tmp_path):
     out, summary = grade_file(samples, get_benchmark("lcb", config), 6.0, 2048, progress=False)
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["passed"] is True and row["official_passed"] is False
+
+
+# How a program reads its input, ends and sees its module: each must get the official verdict
+# (the harness runs the official prelude once per worker, and patches stdin without mock).
+STDIN_PROGRAMS = [
+    "print(sum(map(int, input().split())))",
+    "import sys\nprint(sum(map(int, sys.stdin.readline().split())))",
+    "print(sum(map(int, stdin.readline().split())))",  # `stdin` from the prelude's `from sys import *`
+    "print(sum(map(int, stdin.read().split())))",
+    "print(sum(map(int, ''.join(stdin.readlines()).split())))",
+    "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
+    "import sys\nprint(sum(int(x) for line in sys.stdin for x in line.split()))",
+    "print(sum(map(int, open(0).read().split())))",
+    "import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))",  # no .buffer there: fails
+    "print(sum(map(int, input().split())))\nexit()",
+    "print(sum(map(int, input().split())))\nquit()",  # the guard set builtins.quit to None
+    "print(sum(map(int, input().split())))\nimport sys\nsys.exit(0)",
+    "input()\ninput()\nprint(3)",  # reading past the end
+    "print(3 if __name__ == 'tmp_sol' else 0)",
+    "print(3 if __name__ == '__main__' else 0)",
+    "import sys\nprint(3 if sys.getrecursionlimit() == 50000 else 0)",
+    "print(3 if help is None else 0)",
+    "print(3 if isinstance(deque(), Iterable) and gcd(6, 9) == 3 else 0)",  # prelude names
+    "def main():\n    print(sum(map(int, input().split())))\n\nif __name__ == '__main__':\n    main()",
+    "x = (\nprint(3)",  # no AST: the official runs it as it is
+    "import sys\ninput = lambda: sys.stdin.readline().rstrip()\nprint(sum(map(int, input().split())))",
+]
+CALL_PROGRAMS = [
+    "class Solution:\n    def add(self, a: int, b: int) -> int:\n        return a + b",
+    "class Solution:\n    def add(self, a, b):\n        return gcd(a, b) * 0 + a + b",
+    "class Solution:\n    def add(self, a, b):\n        quit()",
+    "class Solution:\n    def add(self, a, b):\n        exit()",
+    "def add(a, b):\n    return a + b",
+    "class Solution:\n    def add(self, a, b):\n        import sys\n        return a + b if sys.getrecursionlimit() == 50000 else 0",
+]
+
+
+@pytest.mark.slow
+def test_input_exits_and_prelude_names_get_the_official_verdicts():
+    from benchkit.benchmarks.base import Problem
+    from tests.official_lcb import codegen_verdicts
+
+    stdin_tests = [{"input": "1 2", "output": "3"}, {"input": "1\n2\n", "output": "3\n"}]
+    call_tests = [{"input": "1\n2", "output": "3"}, {"input": "40\n2", "output": "42"}]
+    stdin = Problem("stdin", "", None, {"tests": stdin_tests, "fn_name": None, "testtype": "stdin"})
+    call = Problem("call", "", None, {"tests": call_tests, "fn_name": "add", "testtype": "functional"})
+    cases = [(stdin, code) for code in STDIN_PROGRAMS] + [(call, code) for code in CALL_PROGRAMS]
+    theirs = codegen_verdicts([p for p, _ in cases], [c for _, c in cases])
+    jobs = [
+        lcb_job(c, p.data["tests"], mode="stdio" if p is stdin else "call", fn_name=p.data["fn_name"])
+        for p, c in cases
+    ]
+    with Sandbox(workers=2) as box:
+        ours = [outcome.passed for outcome in box.run(jobs)]
+    differ = [(c, a, b) for (_, c), a, b in zip(cases, ours, theirs) if a != b]
+    assert differ == []
+    assert 10 <= sum(theirs) < len(cases)

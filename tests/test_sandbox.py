@@ -125,3 +125,21 @@ def test_an_unknown_harness_is_a_crashed_program_that_names_it(sandbox):
     outcome = sandbox.submit(Job("assert True", harness="mbpp")).result()
     assert outcome.status == "crashed" and "'mbpp'" in outcome.message and "exec, lcb" in outcome.message
     assert sandbox.submit(Job("assert True")).result().passed  # the worker carries on
+
+
+def test_each_program_is_a_fresh_process_with_its_own_random_numbers_and_threads(sandbox):
+    """The worker forks without Python's at-fork hooks; the child still draws its own seed, as
+    after os.fork(), and threads, locks and the threading module work as in any process."""
+    draws = {run(sandbox, "import random\nraise ValueError(random.random())").message for _ in range(6)}
+    assert len(draws) == 6
+    threaded = """
+        import threading, queue, concurrent.futures
+        results = queue.Queue()
+        workers = [threading.Thread(target=lambda i=i: results.put(i * i)) for i in range(8)]
+        for w in workers: w.start()
+        for w in workers: w.join()
+        assert sorted(results.get() for _ in range(8)) == [i * i for i in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(abs, [-1, -2])) == [1, 2]
+    """
+    assert run(sandbox, threaded).status == "passed"

@@ -13,7 +13,7 @@ import time
 
 from harness import MESSAGE_LIMIT, parse_message, run_child
 from preload import as_in_reference
-from processes import kill_descendants
+from processes import fork, kill_descendants
 
 REPORT_LIMIT = 4096
 
@@ -23,7 +23,7 @@ def run_exec_job(job, scratch_root, ruleset):
     nonce = os.urandom(16).hex()
     read_end, write_end = os.pipe()
     started = time.monotonic()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
         as_in_reference("exec")

