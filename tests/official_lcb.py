@@ -85,6 +85,54 @@ def _codegen_main(request_path, verdicts_path):
     Path(verdicts_path).write_text(json.dumps(verdicts))
 
 
+def official_run_seconds(problems, codes, timeout=6) -> list[float | None]:
+    """Wall seconds of the official `run_test` on each (problem, code), one after another in a
+    plain interpreter (no process, Manager or pool per program): what the programs themselves
+    cost, the floor under any grader. None for a program that ended that interpreter (the
+    next one goes on in a fresh interpreter)."""
+    seconds: list[float | None] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        request, times = Path(tmp) / "request.json", Path(tmp) / "times.txt"
+        request.write_text(
+            json.dumps(
+                {"samples": [official_sample(p) for p in problems], "codes": list(codes), "timeout": timeout}
+            )
+        )
+        while len(seconds) < len(codes):
+            times.write_text("")
+            subprocess.run(
+                [sys.executable, __file__, "--times", str(request), str(times), str(len(seconds))],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            seconds += [float(line) for line in times.read_text().split()]
+            if len(seconds) < len(codes):
+                seconds.append(None)  # this program ended the interpreter
+    return seconds
+
+
+def _times_main(request_path, times_path, first):
+    """One line per program, written as each ends, from program `first` on."""
+    import time
+
+    sys.set_int_max_str_digits(50000)
+    testing_util = _testing_util()
+    request = json.loads(Path(request_path).read_text())
+    stdout = sys.stdout
+    testing_util.reliability_guard()  # once: it cannot be applied twice (os.putenv is gone)
+    testing_util.reliability_guard = lambda *args, **kwargs: None
+    with open(times_path, "a") as out:
+        for sample, code in list(zip(request["samples"], request["codes"]))[int(first) :]:
+            started = time.perf_counter()
+            try:
+                testing_util.run_test(sample, test=code, timeout=request["timeout"])
+            except BaseException:  # a program's failure is timed like any other end
+                pass
+            sys.stdout = stdout
+            out.write(f"{time.perf_counter() - started}\n")
+            out.flush()
+
+
 def _run(sample, code, timeout, conn):
     sys.set_int_max_str_digits(50000)
     results, metadata = _testing_util().run_test(sample, test=code, timeout=timeout)
@@ -109,4 +157,7 @@ def official_verdict(problem, code: str, timeout: int = 6) -> bool:
 
 
 if __name__ == "__main__":
-    _codegen_main(*sys.argv[1:3])
+    if sys.argv[1] == "--times":
+        _times_main(*sys.argv[2:5])
+    else:
+        _codegen_main(*sys.argv[1:3])
