@@ -15,7 +15,12 @@ time, generation time (sum of per-request seconds), of which prompt evaluation, 
 decode tokens/s (tokens / (generation - prompt time), what llama-bench's tg measures) and
 tokens/s over generation time, each as a ratio to llama-bench; aggregate tokens/s over wall
 and the ratio to one slot; wall over generation time (grading and storing hidden under
-generation).
+generation). A streamed answer's prompt time is llama-server's own, or, for an answer the loop
+rule closed before the server's last event, its time to the first token.
+
+Rows with and without the loop rule do different work (the rule cuts answers short, so each
+sample's grading, which runs beside the next generation, weighs on fewer tokens) and each row
+is one pass over --limit problems: a few percent between rows is noise on a busy machine.
 """
 
 import argparse

@@ -214,6 +214,8 @@ def test_openai_backend_against_llama_cpp_pythons_own_server(model_path, tmp_pat
         client = OpenAIBackend(RunConfig(backend="openai", base_url=f"http://127.0.0.1:{port}"))
         generation = client.generate(PROMPT, GREEDY)
         assert generation.tokens > 0 and generation.text.strip()
+        # streamed, and this server sends no timings: the prompt's time is the time to the first token
+        assert 0 < generation.prompt_seconds < generation.seconds
         client.close()
     finally:
         server.terminate()
@@ -435,6 +437,9 @@ def test_llama_server_stream_is_stopped_at_the_loop(server_binary, model_path, t
         full = without.generate(_looping_prompt(), LOOP_SAMPLING)
         assert stopped.finish_reason == "loop" and full.finish_reason == "length"
         assert full.text.startswith(stopped.text) and stopped.tokens < full.tokens / 2
+        # the stream closed before llama-server's last event (its timings): the prompt's time is
+        # the time to the first token, not counted as decoding; the full answer has the server's
+        assert 0 < stopped.prompt_seconds < stopped.seconds and 0 < full.prompt_seconds < full.seconds
         deadline = time.monotonic() + 10  # the server stops generating once the client is gone
         while time.monotonic() < deadline:
             (slot,) = httpx.get(f"http://127.0.0.1:{with_rule.port}/slots").json()
@@ -475,6 +480,7 @@ def test_openai_stream_against_llama_cpp_pythons_own_server_is_stopped(model_pat
         stopped = client.generate(_looping_prompt(), LOOP_SAMPLING)
         assert stopped.finish_reason == "loop" and stopped.loop.startswith("repeat")
         assert stopped.text.count("\n") >= 6 and stopped.tokens < 120
+        assert 0 < stopped.prompt_seconds < stopped.seconds  # time to the first token
         client.close()
     finally:
         server.terminate()

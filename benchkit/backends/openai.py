@@ -104,9 +104,15 @@ class OpenAIBackend:
 
     def _stream_once(self, path: str, body: dict, chat: bool, started: float) -> Generation:
         """A streamed request: each piece of text goes to the loop detector as it arrives, and
-        a loop ends the request, so the server makes no further token."""
+        a loop ends the request, so the server makes no further token.
+
+        The prompt's time is the server's own (`timings.prompt_ms`, in llama-server's last
+        event) where the stream carries it; else (a loop closed the stream before that event,
+        or a server that sends no timings) the time to the first piece of text, which is the
+        prompt's evaluation plus one sampling and the request's round trip. Without it a
+        loop-stopped answer's prompt time would count as decoding."""
         detector = LoopDetector(self.rule)
-        text, pieces, finish, usage, timings = "", 0, None, None, None
+        text, pieces, finish, usage, timings, first = "", 0, None, None, None, None
         with self.client.stream("POST", path, json=body) as response:
             if response.status_code >= 400:
                 response.read()
@@ -118,6 +124,8 @@ class OpenAIBackend:
                 piece = ((choice.get("delta") or {}).get("content") if chat else choice.get("text")) or ""
                 finish = choice.get("finish_reason") or finish
                 if piece:
+                    if first is None:
+                        first = round(time.perf_counter() - started, 4)
                     text, pieces = text + piece, pieces + 1
                     loop = detector.feed(piece)
                     if loop is not None:  # leaving the block closes the connection: the server stops
@@ -127,12 +135,18 @@ class OpenAIBackend:
                             "loop",
                             time.perf_counter() - started,
                             loop=f"{loop.reason}: {loop.detail}",
+                            prompt_seconds=first,
                         )
         if finish is None:
             raise _Transient("the stream ended before the answer did")
         tokens = int((usage or {}).get("completion_tokens") or pieces)
+        prompt = _prompt_seconds(timings)
         return Generation(
-            text, tokens, finish, time.perf_counter() - started, prompt_seconds=_prompt_seconds(timings)
+            text,
+            tokens,
+            finish,
+            time.perf_counter() - started,
+            prompt_seconds=first if prompt is None else prompt,
         )
 
     def _check_status(self, response: httpx.Response, path: str) -> None:
