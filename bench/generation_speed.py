@@ -2,6 +2,7 @@
 llama-server with one slot, and with four slots (four concurrent requests), in one run.
 
     .venv/bin/python bench/generation_speed.py [--limit 16] [--max-tokens 256] [--threads N]
+        [--settings NAME ...] [--rounds 1]
 
 "no loop rule" shows what the streaming loop detector costs per token (compare decode tokens/s);
 for llama-server that is also the cost of streaming (without the rule a request is not streamed).
@@ -21,11 +22,14 @@ rule closed before the server's last event, its time to the first token.
 Rows with and without the loop rule do different work (the rule cuts answers short, so each
 sample's grading, which runs beside the next generation, weighs on fewer tokens) and each row
 is one pass over --limit problems: a few percent between rows is noise on a busy machine.
+`--rounds N` repeats the whole (llama-bench, every setting, llama-bench) N times and ends with
+each setting's median decode ratio to its round's llama-bench.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,7 +102,21 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--rounds", type=int, default=1, help="repeat everything this many times")
     args = parser.parse_args()
+    ratios: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        for name, ratio in one_round(args).items():
+            ratios.setdefault(name, []).append(ratio)
+    if args.rounds > 1:
+        print(f"decode tok/s vs llama-bench, median of {args.rounds} rounds:")
+        for name, values in ratios.items():
+            print(f"  {name:30} {statistics.median(values):.2f}x  ({', '.join(f'{v:.2f}' for v in values)})")
+
+
+def one_round(args) -> dict[str, float]:
+    """llama-bench, every setting, llama-bench again; prints the table; returns each setting's
+    decode tok/s as a ratio to llama-bench."""
     model = embedded_model_path()
     before = llama_bench(model, args.threads, args.max_tokens)
     rows = {}
@@ -120,20 +138,27 @@ def main() -> None:
         f"llama-bench tg{args.max_tokens}, {args.threads} threads: {before:.1f} tok/s before, "
         f"{after:.1f} after; reference {reference:.1f}"
     )
+    return print_table(rows, reference)
+
+
+def print_table(rows: dict[str, dict], reference: float) -> dict[str, float]:
     base = rows.get("llama-server -np 1") or next(iter(rows.values()))
     print(
         f"{'setting':30} {'wall s':>7} {'gen s':>7} {'prompt s':>8} {'tokens':>7} {'decode tok/s':>12} "
         f"{'vs bench':>8} {'gen tok/s':>9} {'vs bench':>8} {'wall tok/s':>10} {'vs np1':>7} {'wall/gen':>8} {'pass@1':>7}"
     )
+    ratios = {}
     for name, r in rows.items():
         decode = r["tokens"] / max(r["gen"] - r["prompt"], 1e-9)
         over_gen = r["tokens"] / max(r["gen"], 1e-9)
         over_wall = r["tokens"] / r["wall"]
+        ratios[name] = decode / reference
         print(
             f"{name:30} {r['wall']:7.1f} {r['gen']:7.1f} {r['prompt']:8.1f} {r['tokens']:7d} {decode:12.1f} "
             f"{decode / reference:7.2f}x {over_gen:9.1f} {over_gen / reference:7.2f}x {over_wall:10.1f} "
             f"{over_wall / (base['tokens'] / base['wall']):6.2f}x {r['wall'] / r['gen']:8.3f} {r['score']:6.1f}%"
         )
+    return ratios
 
 
 if __name__ == "__main__":
