@@ -125,7 +125,7 @@ class LlamaCppBackend:
             elif finish is None and count >= max_tokens:
                 finish = "length"
             if finish is None:
-                llm.eval([token])
+                self._decode(token)
                 evaluated = token
         return Generation(
             text=answer.text(finish),
@@ -157,6 +157,18 @@ class LlamaCppBackend:
         llm.eval(tokens)
         logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
         self.last_prompt = (tokens, logits.copy())
+
+    def _decode(self, token: int) -> None:
+        """Llama.eval([token]) without what this loop never reads: eval first drops the KV
+        cache past n_tokens (nothing lies there between two tokens) and copies the 262k-float
+        logits row into Llama.scores (the sampler reads them from the context): 1 ms a token,
+        7 % of the embedded model's decode on 2 cores. Same batch, same decode, same logits."""
+        llm = self.llm
+        n_past = llm.n_tokens
+        llm._batch.set_batch(batch=[token], n_past=n_past, logits_all=False)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[n_past] = token
+        llm.n_tokens = n_past + 1
 
     def _piece(self, token: int) -> bytes:
         piece = self.pieces.get(token)
