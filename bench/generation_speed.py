@@ -22,7 +22,8 @@ rule closed before the server's last event, its time to the first token.
 Rows with and without the loop rule do different work (the rule cuts answers short, so each
 sample's grading, which runs beside the next generation, weighs on fewer tokens) and each row
 is one pass over --limit problems: a few percent between rows is noise on a busy machine.
-`--rounds N` repeats the whole (llama-bench, every setting, llama-bench) N times and ends with
+`--depth D` has llama-bench generate after D tokens of context, as benchkit's answers come after
+their prompts (0, its default, measures from an empty context). `--rounds N` repeats the whole (llama-bench, every setting, llama-bench) N times and ends with
 each setting's median decode ratio to its round's llama-bench.
 """
 
@@ -55,8 +56,9 @@ SETTINGS = {
 }
 
 
-def llama_bench(model: Path, threads: int, tokens: int) -> float:
-    """llama.cpp's own tg speed (tokens/s) for this model and thread count."""
+def llama_bench(model: Path, threads: int, tokens: int, depth: int = 0) -> float:
+    """llama.cpp's own tg speed (tokens/s) for this model and thread count, generating after
+    `depth` tokens of context (its -d)."""
     binary = find_tool("llama-bench")
     done = subprocess.run(
         [
@@ -69,6 +71,8 @@ def llama_bench(model: Path, threads: int, tokens: int) -> float:
             "0",
             "-n",
             str(tokens),
+            "-d",
+            str(depth),
             "-r",
             "3",
             "-o",
@@ -103,6 +107,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything this many times")
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=0,
+        help="llama-bench generates after this many tokens of context (-d); HumanEval prompts are "
+        "148 tokens on average with Gemma 3 (113 for the first 8): attention grows with the context",
+    )
     args = parser.parse_args()
     ratios: dict[str, list[float]] = {}
     for _ in range(args.rounds):
@@ -118,7 +129,7 @@ def one_round(args) -> dict[str, float]:
     """llama-bench, every setting, llama-bench again; prints the table; returns each setting's
     decode tok/s as a ratio to llama-bench."""
     model = embedded_model_path()
-    before = llama_bench(model, args.threads, args.max_tokens)
+    before = llama_bench(model, args.threads, args.max_tokens, args.depth)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings:
@@ -132,10 +143,10 @@ def one_round(args) -> dict[str, float]:
                 **SETTINGS[name],
             )
             rows[name] = benchkit_run(config)
-    after = llama_bench(model, args.threads, args.max_tokens)
+    after = llama_bench(model, args.threads, args.max_tokens, args.depth)
     reference = (before + after) / 2
     print(
-        f"llama-bench tg{args.max_tokens}, {args.threads} threads: {before:.1f} tok/s before, "
+        f"llama-bench tg{args.max_tokens} -d {args.depth}, {args.threads} threads: {before:.1f} tok/s before, "
         f"{after:.1f} after; reference {reference:.1f}"
     )
     return print_table(rows, reference)
