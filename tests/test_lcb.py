@@ -302,6 +302,7 @@ STDIN_PROGRAMS = [
     "print(3 if isinstance(deque(), Iterable) and gcd(6, 9) == 3 else 0)",  # prelude names
     "def main():\n    print(sum(map(int, input().split())))\n\nif __name__ == '__main__':\n    main()",
     "x = (\nprint(3)",  # no AST: the official runs it as it is
+    "from __future__ import annotations\nprint(sum(map(int, input().split())))",  # after the prelude
     "import sys\ninput = lambda: sys.stdin.readline().rstrip()\nprint(sum(map(int, input().split())))",
 ]
 CALL_PROGRAMS = [
@@ -310,6 +311,10 @@ CALL_PROGRAMS = [
     "class Solution:\n    def add(self, a, b):\n        quit()",
     "class Solution:\n    def add(self, a, b):\n        exit()",
     "def add(a, b):\n    return a + b",
+    "from __future__ import annotations\nclass Solution:\n    def add(self, a: int, b: int) -> int:\n"
+    "        return a + b",
+    '"""A docstring, not the module\'s: the prelude came first."""\nclass Solution:\n'
+    '    def add(self, a, b):\n        return a + b if __doc__ == "" else 0',
     "class Solution:\n    def add(self, a, b):\n        import sys\n        return a + b if sys.getrecursionlimit() == 50000 else 0",
 ]
 

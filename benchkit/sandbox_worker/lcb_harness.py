@@ -44,6 +44,10 @@ LCB_IMPORTS = (
     "import io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n"
 )
 RECURSION_LIMIT = 50000  # the prelude's last line, run in each program's child
+# In place of the prelude before a program: as many lines, so the program keeps its line
+# numbers, and a statement first, so that what only the top of a file may hold (a docstring,
+# `from __future__ import ...`) is refused or ignored there as after the prelude
+_PADDING = "pass" + "\n" * LCB_IMPORTS.count("\n")
 _PRELUDE = {}  # filled once by prepare()
 
 
@@ -318,7 +322,7 @@ def _load_solution(source, payload):
     for guarded in GUARDED_BUILTINS:
         module.__dict__[guarded] = getattr(builtins, guarded)
     sys.setrecursionlimit(RECURSION_LIMIT)
-    return _method(_executed("\n" * LCB_IMPORTS.count("\n") + code, module), code, name)
+    return _method(_executed(_PADDING + code, module), code, name)
 
 
 def _executed(code, module):

@@ -1,5 +1,6 @@
 """Killing and reaping every process a program started (inside the sandbox, stdlib only)."""
 
+import _thread
 import contextlib
 import ctypes
 import os
@@ -109,6 +110,8 @@ def fork():
     With one thread and the GIL held across libc's fork() there is nothing to re-initialise;
     the child only draws a fresh seed for `random`, as os.fork()'s hook does, so programs
     do not all see the same random numbers."""
+    if _thread._count():  # a thread of Python's: its state in the child needs os.fork()'s work
+        return os.fork()
     pid = _LIBC.fork()
     if pid < 0:
         errno = ctypes.get_errno()
