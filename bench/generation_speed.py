@@ -23,8 +23,9 @@ Rows with and without the loop rule do different work (the rule cuts answers sho
 sample's grading, which runs beside the next generation, weighs on fewer tokens) and each row
 is one pass over --limit problems: a few percent between rows is noise on a busy machine.
 `--depth D` has llama-bench generate after D tokens of context, as benchkit's answers come after
-their prompts (0, its default, measures from an empty context). `--rounds N` repeats the whole (llama-bench, every setting, llama-bench) N times and ends with
-each setting's median decode ratio to its round's llama-bench.
+their prompts (0, its default, measures from an empty context). `--rounds N` repeats the whole
+(llama-bench, every setting, llama-bench) N times and ends with each setting's median decode
+ratio to its round's llama-bench.
 """
 
 import argparse
@@ -115,6 +116,8 @@ def main() -> None:
         "148 tokens on average with Gemma 3 (113 for the first 8): attention grows with the context",
     )
     args = parser.parse_args()
+    if args.rounds < 1 or args.depth < 0:
+        parser.error("--rounds must be at least 1 and --depth at least 0")
     ratios: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for name, ratio in one_round(args).items():

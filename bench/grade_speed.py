@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--venv-copy-under", type=Path, help="copy the venv under this directory first")
     parser.add_argument("--rounds", type=int, default=1, help="time both graders this many times")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.venv_copy_under:
         rerun_from_a_copy(args.venv_copy_under, args.loops_every, args.rounds)
         return
@@ -89,12 +91,12 @@ def main() -> None:
     rounds(make_samples(args.loops_every), args.rounds)
 
 
-def rerun_from_a_copy(under: Path, loops_every: int, rounds: int) -> None:
+def rerun_from_a_copy(under: Path, loops_every: int, count: int) -> None:
     copy = Path(tempfile.mkdtemp(prefix="benchkit-venv-", dir=under)) / "venv"
     try:
         shutil.copytree(sys.prefix, copy, symlinks=True)
         python = copy / "bin" / Path(sys.executable).name
-        command = [str(python), __file__, "--loops-every", str(loops_every), "--rounds", str(rounds)]
+        command = [str(python), __file__, "--loops-every", str(loops_every), "--rounds", str(count)]
         subprocess.run(command, check=True)
     finally:
         shutil.rmtree(copy.parent, ignore_errors=True)

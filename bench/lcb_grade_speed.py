@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="time both sides this many times")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     pairs = programs(args.programs, args.variants_every, args.seed)
     problems = {
         p.task_id: p

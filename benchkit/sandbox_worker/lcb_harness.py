@@ -48,20 +48,21 @@ RECURSION_LIMIT = 50000  # the prelude's last line, run in each program's child
 # numbers, and a statement first, so that what only the top of a file may hold (a docstring,
 # `from __future__ import ...`) is refused or ignored there as after the prelude
 _PADDING = "pass" + "\n" * LCB_IMPORTS.count("\n")
-_PRELUDE = {}  # filled once by prepare()
 
 
-def prepare():
-    """In the worker, once: the official prelude (LCB_IMPORTS) run into the `tmp_sol` module
-    that every program starts from, for each kind of program. A child then runs only the
-    program's own code, in its copy-on-write view of that module. Running the prelude in each
-    child instead binds its ~800 names again, which writes the reference count of every one of
-    those objects, and so copies some 500 pages of the worker's heap per program (1.7 ms)."""
-    prelude = LCB_IMPORTS.replace("sys.setrecursionlimit(%d)\n" % RECURSION_LIMIT, "")
-    for mode in ("stdio", "call"):
-        module = types.ModuleType("tmp_sol", "")
-        exec(prelude, module.__dict__)
-        _PRELUDE[mode] = module
+def _prelude_module():
+    """The official prelude (LCB_IMPORTS) run, once, in the worker (at its import, before it
+    freezes its heap), into the `tmp_sol` module every program starts from. A child then runs
+    only the program's own code, in its copy-on-write view of that module. Running the prelude
+    in each child instead binds its ~800 names again, which writes the reference count of
+    every one of those objects, and so copies some 500 pages of the worker's heap per program
+    (1.7 ms)."""
+    module = types.ModuleType("tmp_sol", "")
+    exec(LCB_IMPORTS.replace("sys.setrecursionlimit(%d)\n" % RECURSION_LIMIT, ""), module.__dict__)
+    return module
+
+
+_PRELUDE = _prelude_module()
 
 
 def run_lcb_job(job, scratch_root, ruleset):
@@ -302,11 +303,10 @@ def _error_message(exc):
 def _load_solution(source, payload):
     """LiveCodeBench's compile step: prelude + program executed in a fresh module `tmp_sol`;
     stdin programs become `wrapped_function`, LeetCode programs are `Solution().<fn_name>`.
-    The prelude comes already run (prepare()); what differs from running it here is brought in
+    The prelude comes already run (_PRELUDE); what differs from running it here is brought in
     line: the names it took from builtins that the reliability guard has since changed, and
     the recursion limit. The program keeps the line numbers it has after the prelude."""
-    mode = payload["mode"]
-    if mode == "stdio":
+    if payload["mode"] == "stdio":
         cleaned = clean_if_name(source)
         code = make_function(cleaned, "")
         name = "wrapped_function"
@@ -315,14 +315,10 @@ def _load_solution(source, payload):
     else:
         code = "\n\n" + source
         name = payload["fn_name"]
-    module = _PRELUDE.get(mode)
-    if module is None:  # prepare() was not run: the prelude as the official runs it
-        module = types.ModuleType("tmp_sol", "")
-        exec(LCB_IMPORTS, module.__dict__)
     for guarded in GUARDED_BUILTINS:
-        module.__dict__[guarded] = getattr(builtins, guarded)
+        _PRELUDE.__dict__[guarded] = getattr(builtins, guarded)
     sys.setrecursionlimit(RECURSION_LIMIT)
-    return _method(_executed(_PADDING + code, module), code, name)
+    return _method(_executed(_PADDING + code, _PRELUDE), code, name)
 
 
 def _executed(code, module):

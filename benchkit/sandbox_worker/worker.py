@@ -29,7 +29,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this
 
 from exec_harness import run_exec_job  # noqa: E402
 from harness import MESSAGE_LIMIT, prepare_confinement  # noqa: E402
-from lcb_harness import prepare as prepare_lcb  # noqa: E402
 from lcb_harness import run_lcb_job  # noqa: E402
 from preload import preload  # noqa: E402
 from processes import INSIDE_BWRAP  # noqa: E402
@@ -48,7 +47,6 @@ def main():
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"  # numpy's BLAS threads: one, not one per core, in every worker
     preload()  # what the reference graders had imported, so each forked program finds it loaded
-    prepare_lcb()
     gc.freeze()  # the garbage collector of a forked program never walks (so never copies) these
     proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
