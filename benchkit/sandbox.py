@@ -40,6 +40,10 @@ PIDS_PER_WORKER = 256
 BACKSTOP_SECONDS = 10.0
 MEMORY_ALLOWANCE_MB = 256  # beside the program: the worker itself and the sandbox's /tmp pages
 LONG_RUNNING_SECONDS = 0.5
+# A harness that times programs by their own time (lcb: wall-clock time less the time spent
+# waiting for a CPU) stops waiting in wall-clock time once a program has had less than this
+# share of a core over its time limit: a machine that loaded is not a fair place to grade.
+SLOWEST_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class Job:
     harness "exec" (HumanEval): the program holds its own tests and passes by returning normally.
     Another harness reads its own `payload` (JSON data, opaque here: LiveCodeBench's tests, for
     one). `timeout` is per timed run and `runs` how many the harness may make (one per test,
-    say): the sandbox waits up to timeout x runs, and a little more, for the worker's answer.
+    say): the sandbox waits up to timeout x runs / SLOWEST_SHARE, and a little more, for the
+    worker's answer.
     """
 
     source: str
@@ -174,7 +179,7 @@ class _Worker:
             self.stop()
             self._start()
         self._next_id += 1
-        request = {**vars(job), "id": self._next_id, "nproc": nproc}  # vars: the payload not copied
+        request = {**vars(job), "id": self._next_id, "nproc": nproc, "slowest_share": SLOWEST_SHARE}
         oom_kills = self._memory.oom_kills() if self._memory else 0
         if self._memory:
             self._memory.limit(job.memory_mb + MEMORY_ALLOWANCE_MB)
@@ -184,7 +189,7 @@ class _Worker:
             reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
             if reply is None:
                 on_long_running()
-                budget = job.timeout * max(1, job.runs) + BACKSTOP_SECONDS
+                budget = job.timeout * max(1, job.runs) / SLOWEST_SHARE + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
             died = False
         except (EOFError, OSError, ValueError):  # its end of the pipe closed: the worker is gone

@@ -2,10 +2,14 @@
 
 import base64
 import json
+import os
 import pickle
 import random
+import subprocess
+import sys
 import zlib
 from pathlib import Path
+from textwrap import indent
 
 import pytest
 
@@ -339,3 +343,86 @@ def test_input_exits_and_prelude_names_get_the_official_verdicts():
     differ = [(c, a, b) for (_, c), a, b in zip(cases, ours, theirs) if a != b]
     assert differ == []
     assert 10 <= sum(theirs) < len(cases)
+
+
+def needs_cpu(seconds, then="print(3)"):
+    """A program that burns `seconds` of its own CPU time, whatever the machine's speed."""
+    return (
+        f"import time\nt = time.process_time()\nwhile time.process_time() - t < {seconds}:\n    pass\n{then}"
+    )
+
+
+@pytest.fixture
+def busy_machine():
+    """Two CPU-bound processes per core, each in a session (so a scheduling group) of its own,
+    as a model generating beside the grader or another user's jobs would be."""
+    hogs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "print(flush=True)\nwhile True:\n    pass"],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        for hog in hogs:
+            hog.stdout.readline()  # it runs
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+@pytest.mark.slow
+def test_a_test_gets_its_time_limit_in_its_own_time_on_a_busy_machine(busy_machine):
+    """The official grader gives each program a core for its time limit; here a program waits
+    for a CPU behind the busy machine's processes, and that wait is not counted against it."""
+    tests = [{"input": "", "output": "3"}]
+    programs = {
+        "needs 0.6 s of CPU": needs_cpu(0.6),
+        "needs 1.6 s of CPU": needs_cpu(1.6),
+        "sleeps 1.5 s": "import time\ntime.sleep(1.5)\nprint(3)",  # its own time: wall-clock time
+        "catches the alarm": "try:\n    while True:\n        pass\nexcept BaseException:\n    print(3)",
+    }
+    jobs = [lcb_job(code, tests, mode="stdio", timeout=1.0) for code in programs.values()]
+    with Sandbox(workers=2) as box:
+        outcomes = dict(zip(programs, box.run(jobs)))
+    assert {name: o.status for name, o in outcomes.items()} == {
+        "needs 0.6 s of CPU": "passed",
+        "needs 1.6 s of CPU": "timeout",
+        "sleeps 1.5 s": "timeout",
+        "catches the alarm": "failed",  # the official handler's line is in its output
+    }
+    assert outcomes["needs 0.6 s of CPU"].seconds > 1.0  # past its limit in wall-clock time
+
+
+@pytest.mark.slow
+def test_programs_that_need_most_of_their_time_limit_get_the_official_verdict():
+    """The official grader runs one program per core. Here five long programs and thirty quick
+    ones share two workers' cores: those that need 70 % of the limit still pass, and one that
+    catches the alarm gets the official verdict (its handler prints into a stdin test's output)."""
+    from benchkit.benchmarks.base import Problem
+    from tests.official_lcb import codegen_verdicts
+
+    stdin_tests, call_tests = [{"input": "1 2", "output": "3"}], [{"input": "1\n2", "output": "3"}]
+    stdin = Problem("stdin", "", None, {"tests": stdin_tests, "fn_name": None, "testtype": "stdin"})
+    call = Problem("call", "", None, {"tests": call_tests, "fn_name": "add", "testtype": "functional"})
+    then = "print(sum(map(int, input().split())))"
+    catch = "try:\n    while True:\n        pass\nexcept BaseException:\n    pass\n"
+    cases = [(stdin, needs_cpu(1.4, then))] * 3 + [(stdin, needs_cpu(3.0, then))] + [(stdin, then)] * 30
+    cases += [
+        (stdin, catch + then),
+        (call, "class Solution:\n    def add(self, a, b):\n" + indent(catch + "return a + b", " " * 8)),
+    ]
+    theirs = codegen_verdicts([p for p, _ in cases], [c for _, c in cases], processes=2, timeout=2)
+    jobs = [
+        lcb_job(
+            c, p.data["tests"], mode="stdio" if p is stdin else "call", fn_name=p.data["fn_name"], timeout=2
+        )
+        for p, c in cases
+    ]
+    with Sandbox(workers=2) as box:
+        ours = [o.passed for o in box.run(jobs)]
+    assert ours == theirs
+    assert theirs[:4] + theirs[-2:] == [True, True, True, False, False, True]

@@ -30,9 +30,10 @@ from harness import (
     reliability_guard,
 )
 from preload import as_in_reference
-from processes import fork, kill_descendants
+from processes import ProgramClock, fork, kill_descendants
 
 TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
+GRACE_SECONDS = 1.0  # after the alarm, for the program to stop and the child to answer
 LCB_IMPORTS = (
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
     "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
@@ -93,8 +94,8 @@ def run_lcb_job(job, scratch_root, ruleset):
 
 
 def _judge_tests(job, pid, out_r, ctl_w):
-    messages = _MessageReader(out_r)
-    loaded = messages.next(job["timeout"] + 1.0)  # the program compiled and defined what is called
+    messages = _MessageReader(out_r, pid, job["timeout"], job.get("slowest_share", 1.0))
+    loaded = messages.next()  # the program compiled and defined what is called
     if loaded is None or loaded.get("status") != "ok":
         loaded = loaded or {
             "status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
@@ -103,7 +104,7 @@ def _judge_tests(job, pid, out_r, ctl_w):
         return _failure(str(loaded.get("status")), loaded.get("error_type"), str(loaded.get("message")), 0)
     payload = job["payload"]
     for index, test in enumerate(payload["tests"]):
-        message = messages.next(job["timeout"] + 1.0)
+        message = messages.next()
         if message is None:
             alive = os.waitpid(pid, os.WNOHANG)[0] == 0
             return _failure(
@@ -120,6 +121,7 @@ def _judge_tests(job, pid, out_r, ctl_w):
             payload["mode"], message.get("output", ""), test["output"], payload["corrected"]
         ):
             return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
+        messages.clock.restart()
         os.write(ctl_w, b"c")
     details = {"tests_passed": len(payload["tests"])}
     return {"status": "passed", "error_type": None, "message": "passed", "details": details}
@@ -135,17 +137,34 @@ def _failure(status, error_type, message, index):
 
 
 class _MessageReader:
-    """JSON lines from a pipe, each awaited with its own deadline."""
+    """The child's JSON lines, each within the time limit of the program's own time (its
+    `ProgramClock`, restarted at each test), as the official grader gives each test a core of
+    its own for its time limit: a verdict does not depend on what else runs on the machine.
+    At the limit the program is interrupted as the official alarm interrupts it (SIGALRM: it
+    may catch it), then has GRACE_SECONDS more to answer. If the machine gives the program
+    less than `slowest_share` of a core, the limit is reached in wall-clock time instead."""
 
-    def __init__(self, fd):
-        self.fd, self.buffer = fd, bytearray()
+    def __init__(self, fd, pid, seconds, slowest_share):
+        self.fd, self.buffer, self.pid = fd, bytearray(), pid
+        self.seconds, self.slowest_share = seconds, slowest_share
+        self.clock = ProgramClock(pid)
 
-    def next(self, timeout):
-        deadline = time.monotonic() + timeout
+    def next(self):
+        message = self._next_within(self.seconds)
+        if message is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGALRM)
+            message = self._next_within(self.seconds + GRACE_SECONDS)
+        return message
+
+    def _next_within(self, seconds):
+        wall_limit = seconds / self.slowest_share
         while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+            remaining = min(seconds - self.clock.elapsed(), wall_limit - self.clock.wall())
+            if remaining <= 0:
                 return None
+            if not select.select([self.fd], [], [], remaining)[0]:
+                continue  # the program waited for a CPU meanwhile: its own time is not up yet
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 return None
@@ -249,14 +268,14 @@ def _test_child(job, scratch, out_fd, ctl_fd, ruleset):
         signal.signal(signal.SIGALRM, _raise_timeout)
         reliability_guard(keep_exit=True)  # LiveCodeBench's guard leaves builtins.exit alone
         try:
-            with _time_limit(job["timeout"]):
+            with _time_limit():
                 method = _load_solution(job["source"], payload)
         except BaseException as exc:
             send(_error_message(exc))
             return
         send({"status": "ok"})
         for test in payload["tests"]:
-            send(_run_test(method, job["timeout"], payload, test["input"]))
+            send(_run_test(method, payload, test["input"]))
             if os.read(ctl_fd, 1) != b"c":
                 return
     finally:
@@ -267,17 +286,24 @@ class _Timeout(Exception):
     pass
 
 
+_timing = False  # in the child: whether the program is running (between sending messages)
+
+
 def _raise_timeout(signum, frame):
-    raise _Timeout("timed out")
+    if _timing:  # the worker's alarm: the program's own time is up
+        print("timeout occured: alarm went off")  # as the official handler: into a stdin test's output
+        raise _Timeout("timed out")
 
 
 @contextlib.contextmanager
-def _time_limit(seconds):
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _time_limit():
+    """The program runs; the worker times it (`_MessageReader`) and interrupts it with SIGALRM."""
+    global _timing
+    _timing = True
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        _timing = False
 
 
 def _send(fd, message):
@@ -334,9 +360,9 @@ def _method(module, code, name):
     return method
 
 
-def _run_test(method, timeout, payload, test_input):
+def _run_test(method, payload, test_input):
     try:
-        with _time_limit(timeout):
+        with _time_limit():
             if payload["mode"] == "stdio":
                 output = _call_with_stdin(method, test_input, payload["corrected"])
             else:

@@ -101,6 +101,36 @@ def _reap():
             pass
 
 
+class ProgramClock:
+    """A process's time as on a core of its own: wall-clock seconds since `restart()` less the
+    time its main thread spent runnable but waiting for a CPU (the scheduler's run_delay, in
+    /proc/<pid>/schedstat). Beside other programs, or the model generating, a program gets the
+    time it would have had alone, as a grader with one process per core gives it. Where the
+    kernel keeps no such statistics it is plain wall-clock time."""
+
+    def __init__(self, pid):
+        self._path = "/proc/%d/schedstat" % pid
+        self._delay = 0.0
+        self.restart()
+
+    def restart(self):
+        self._started, self._delay_at_start = time.monotonic(), self._run_delay()
+
+    def wall(self):
+        return time.monotonic() - self._started
+
+    def elapsed(self):
+        return self.wall() - (self._run_delay() - self._delay_at_start)
+
+    def _run_delay(self):
+        try:
+            with open(self._path, "rb") as fh:
+                self._delay = int(fh.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass  # gone, or no statistics: the last value, so wall-clock time from here on
+        return self._delay
+
+
 def fork():
     """os.fork() for the single-threaded worker, without Python's at-fork work.
 
