@@ -26,7 +26,7 @@ from benchkit.errors import StoreError
 SCHEMA_VERSION = 2
 STATUSES = ("queued", "running", "complete", "interrupted", "failed")  # queued: a sweep's, handed out
 MACHINE_KEYS = ("benchkit", "python", "os", "host", "cpu", "cpu_count", "gpu", "pid")
-SANDBOX_KEYS = ("isolation", "time_limit_s", "selfcheck")
+SANDBOX_KEYS = ("isolation", "time_limit_s", "time_limit_clock", "selfcheck")
 
 
 class _Open(BaseModel):

@@ -168,6 +168,7 @@ class _Execution:
         self.record["config"]["sandbox"] = {
             "isolation": pool.sandbox.isolation,
             "time_limit_s": time_limit(self.config),
+            "time_limit_clock": self.benchmark.time_limit_clock,
             "selfcheck": check.as_config(),
         }
         self.record["config"]["data"] = self.benchmark.describe()

@@ -29,6 +29,7 @@ class Benchmark:
 
     name: str
     default_timeout: float  # seconds per program (per test where tests run one by one)
+    time_limit_clock = "wall-clock"  # how its harness measures those seconds (stored with a run)
     settings: type[Settings] | None = None  # its own options: RunConfig fields, CLI flags
     stored_details: tuple[str, ...] = ()  # the keys of an outcome's details a sample row stores
 

@@ -99,6 +99,7 @@ class LCBSettings(Settings):
 class LiveCodeBench(Benchmark):
     name = "lcb"
     default_timeout = 6.0
+    time_limit_clock = "own time (wall-clock less waits for a CPU)"  # lcb_harness._MessageReader
     settings = LCBSettings
     stored_details = ("official_passed",)
 

@@ -34,6 +34,7 @@ from processes import ProgramClock, fork, kill_descendants
 
 TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
 GRACE_SECONDS = 1.0  # after the alarm, for the program to stop and the child to answer
+MIN_WAIT_SECONDS = 0.01  # a starved program's own time nears its limit in ever smaller steps
 LCB_IMPORTS = (
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
     "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
@@ -96,6 +97,7 @@ def run_lcb_job(job, scratch_root, ruleset):
 def _judge_tests(job, pid, out_r, ctl_w):
     messages = _MessageReader(out_r, pid, job["timeout"], job.get("slowest_share", 1.0))
     loaded = messages.next()  # the program compiled and defined what is called
+    messages.clock.restart()  # the first test starts now (each next one when it is told to)
     if loaded is None or loaded.get("status") != "ok":
         loaded = loaded or {
             "status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
@@ -163,7 +165,7 @@ class _MessageReader:
             remaining = min(seconds - self.clock.elapsed(), wall_limit - self.clock.wall())
             if remaining <= 0:
                 return None
-            if not select.select([self.fd], [], [], remaining)[0]:
+            if not select.select([self.fd], [], [], max(remaining, MIN_WAIT_SECONDS))[0]:
                 continue  # the program waited for a CPU meanwhile: its own time is not up yet
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
