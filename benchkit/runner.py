@@ -27,6 +27,7 @@ from benchkit.grading import GradingPool
 from benchkit.model_file import ModelInfo, embedded_model_path, inspect_model
 from benchkit.progress import open_progress
 from benchkit.record import SCHEMA_VERSION
+from benchkit.sandbox import has_scheduler_statistics
 from benchkit.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -168,7 +169,9 @@ class _Execution:
         self.record["config"]["sandbox"] = {
             "isolation": pool.sandbox.isolation,
             "time_limit_s": time_limit(self.config),
-            "time_limit_clock": self.benchmark.time_limit_clock,
+            "time_limit_clock": self.benchmark.time_limit_clock
+            if has_scheduler_statistics()
+            else "wall-clock",
             "selfcheck": check.as_config(),
         }
         self.record["config"]["data"] = self.benchmark.describe()

@@ -44,6 +44,7 @@ LONG_RUNNING_SECONDS = 0.5
 # waiting for a CPU) stops waiting in wall-clock time once a program has had less than this
 # share of a core over its time limit: a machine that loaded is not a fair place to grade.
 SLOWEST_SHARE = 0.25
+GRACE_SECONDS = 1.0  # after a time limit's alarm, for the program to stop and answer
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ class Job:
     harness "exec" (HumanEval): the program holds its own tests and passes by returning normally.
     Another harness reads its own `payload` (JSON data, opaque here: LiveCodeBench's tests, for
     one). `timeout` is per timed run and `runs` how many the harness may make (one per test,
-    say): the sandbox waits up to timeout x runs / SLOWEST_SHARE, and a little more, for the
-    worker's answer.
+    say): the sandbox waits up to `job_seconds(job)`, and a little more, for the worker's answer.
     """
 
     source: str
@@ -179,7 +179,13 @@ class _Worker:
             self.stop()
             self._start()
         self._next_id += 1
-        request = {**vars(job), "id": self._next_id, "nproc": nproc, "slowest_share": SLOWEST_SHARE}
+        request = {  # vars(job): the payload is not copied
+            **vars(job),
+            "id": self._next_id,
+            "nproc": nproc,
+            "slowest_share": SLOWEST_SHARE,
+            "grace_seconds": GRACE_SECONDS,
+        }
         oom_kills = self._memory.oom_kills() if self._memory else 0
         if self._memory:
             self._memory.limit(job.memory_mb + MEMORY_ALLOWANCE_MB)
@@ -189,7 +195,7 @@ class _Worker:
             reply = self._read_reply(min(LONG_RUNNING_SECONDS, job.timeout))
             if reply is None:
                 on_long_running()
-                budget = job.timeout * max(1, job.runs) / SLOWEST_SHARE + BACKSTOP_SECONDS
+                budget = job_seconds(job) + BACKSTOP_SECONDS
                 reply = self._read_reply(budget)
             died = False
         except (EOFError, OSError, ValueError):  # its end of the pipe closed: the worker is gone
@@ -261,6 +267,21 @@ class _Worker:
         if self._memory is not None:
             self._memory.remove()
             self._memory = None
+
+
+def job_seconds(job: Job) -> float:
+    """The longest a job may take: loading and each of its runs timed (+ grace) on a machine
+    that gives it the slowest share of a core a harness waits for (SLOWEST_SHARE)."""
+    return (max(1, job.runs) + 1) * (job.timeout + GRACE_SECONDS) / SLOWEST_SHARE
+
+
+def has_scheduler_statistics() -> bool:
+    """Whether this kernel counts each thread's wait for a CPU (/proc/<pid>/schedstat), which
+    a harness timing programs by their own time needs; without it that time is wall-clock."""
+    try:
+        return len(Path("/proc/self/schedstat").read_text().split()) >= 2
+    except OSError:
+        return False
 
 
 def _prepare_worker(*cgroups: Path | None) -> None:

@@ -355,15 +355,16 @@ def needs_cpu(seconds, then="print(3)"):
 
 @pytest.fixture
 def busy_machine():
-    """Two CPU-bound processes per core, each in a session (so a scheduling group) of its own,
-    as a model generating beside the grader or another user's jobs would be."""
+    """Two CPU-bound processes per core, each in a session of its own (so, with the kernel's
+    autogroups, a scheduling group of its own, as a sandbox worker has), as a model generating
+    beside the grader or another user's jobs would be."""
     hogs = [
         subprocess.Popen(
             [sys.executable, "-c", "print(flush=True)\nwhile True:\n    pass"],
             stdout=subprocess.PIPE,
             start_new_session=True,
         )
-        for _ in range(2 * (os.cpu_count() or 1))
+        for _ in range(2 * len(os.sched_getaffinity(0)))
     ]
     try:
         for hog in hogs:
@@ -398,42 +399,50 @@ def test_a_test_gets_its_time_limit_in_its_own_time_on_a_busy_machine(busy_machi
     assert outcomes["needs 0.6 s of CPU"].seconds > 1.0  # past its limit in wall-clock time
 
 
+def _solution(body):
+    return "class Solution:\n    def add(self, a, b):\n" + indent(body, " " * 8)
+
+
 @pytest.mark.slow
 def test_programs_that_need_most_of_their_time_limit_get_the_official_verdict():
-    """The official grader runs one program per core. Here six long programs and thirty quick
-    ones share two workers' cores: those that need 70 % of the limit (to load, and again for
-    a test) still pass, and one that catches the alarm gets the official verdict (its handler
-    prints into a stdin test's output)."""
+    """The official grader runs one program per core, with an alarm for loading and one for
+    each test. Here long programs and thirty quick ones share two workers' cores, and each
+    gets the official verdict: those that need 70 % of the limit (to load, and again for a
+    test; or on each of eight tests) pass; one that catches the alarm passes when its answer
+    is a return value, and fails on stdin (the official handler prints into the output); a
+    timer the program set while loading is cancelled before the tests."""
     from benchkit.benchmarks.base import Problem
     from tests.official_lcb import codegen_verdicts
 
-    stdin_tests, call_tests = [{"input": "1 2", "output": "3"}], [{"input": "1\n2", "output": "3"}]
-    stdin = Problem("stdin", "", None, {"tests": stdin_tests, "fn_name": None, "testtype": "stdin"})
-    call = Problem("call", "", None, {"tests": call_tests, "fn_name": "add", "testtype": "functional"})
+    def problem(name, tests, fn_name=None):
+        testtype = "functional" if fn_name else "stdin"
+        return Problem(name, "", None, {"tests": tests, "fn_name": fn_name, "testtype": testtype})
+
+    stdin = problem("stdin", [{"input": "1 2", "output": "3"}])
+    call = problem("call", [{"input": "1\n2", "output": "3"}], "add")
+    eight = problem("eight", [{"input": f"{i} 2", "output": str(i + 2)} for i in range(8)])
     then = "print(sum(map(int, input().split())))"
     catch = "try:\n    while True:\n        pass\nexcept BaseException:\n    pass\n"
     cases = [(stdin, needs_cpu(1.4, then))] * 3 + [(stdin, needs_cpu(3.0, then))] + [(stdin, then)] * 30
     cases += [
         (stdin, catch + then),
-        (call, "class Solution:\n    def add(self, a, b):\n" + indent(catch + "return a + b", " " * 8)),
-        # loading and the first test: a time limit each, as the official grader's alarms
+        (call, _solution(catch + "return a + b")),
+        (call, needs_cpu(1.4, _solution(needs_cpu(1.4, "return a + b")))),
+        (eight, needs_cpu(0.6, then)),
         (
             call,
-            needs_cpu(
-                1.4,
-                "class Solution:\n    def add(self, a, b):\n"
-                + indent(needs_cpu(1.4, "return a + b"), " " * 8),
-            ),
+            "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0.3)\n"
+            + _solution("import time\ntime.sleep(0.6)\nreturn a + b"),
         ),
     ]
     theirs = codegen_verdicts([p for p, _ in cases], [c for _, c in cases], processes=2, timeout=2)
     jobs = [
         lcb_job(
-            c, p.data["tests"], mode="stdio" if p is stdin else "call", fn_name=p.data["fn_name"], timeout=2
+            c, p.data["tests"], mode="call" if p is call else "stdio", fn_name=p.data["fn_name"], timeout=2
         )
         for p, c in cases
     ]
     with Sandbox(workers=2) as box:
         ours = [o.passed for o in box.run(jobs)]
     assert ours == theirs
-    assert theirs[:4] + theirs[-3:] == [True, True, True, False, False, True, True]
+    assert theirs[:4] + theirs[-5:] == [True, True, True, False, False, True, True, True, True]

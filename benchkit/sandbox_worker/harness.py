@@ -42,9 +42,11 @@ def isolate_descriptors(*keep):
     return moved[0] if len(moved) == 1 else moved
 
 
-def limit_resources(job):
+def limit_resources(job, cpu_seconds=None):
+    """The job's memory, file size and process limits, and CPU time: `cpu_seconds` (the job's
+    time limit when not given) and two seconds more."""
     memory = job["memory_mb"] * 1024 * 1024
-    cpu = int(job["timeout"]) + 2
+    cpu = int(cpu_seconds or job["timeout"]) + 2
     for limit, value in (
         (resource.RLIMIT_AS, memory),
         (resource.RLIMIT_DATA, memory),

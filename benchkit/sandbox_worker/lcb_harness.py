@@ -33,7 +33,6 @@ from preload import as_in_reference
 from processes import ProgramClock, fork, kill_descendants
 
 TEST_OUTPUT_LIMIT = 16 * 1024 * 1024
-GRACE_SECONDS = 1.0  # after the alarm, for the program to stop and the child to answer
 MIN_WAIT_SECONDS = 0.01  # a starved program's own time nears its limit in ever smaller steps
 LCB_IMPORTS = (
     "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
@@ -95,9 +94,8 @@ def run_lcb_job(job, scratch_root, ruleset):
 
 
 def _judge_tests(job, pid, out_r, ctl_w):
-    messages = _MessageReader(out_r, pid, job["timeout"], job.get("slowest_share", 1.0))
+    messages = _MessageReader(out_r, pid, job)
     loaded = messages.next()  # the program compiled and defined what is called
-    messages.clock.restart()  # the first test starts now (each next one when it is told to)
     if loaded is None or loaded.get("status") != "ok":
         loaded = loaded or {
             "status": "timeout" if os.waitpid(pid, os.WNOHANG)[0] == 0 else "crashed",
@@ -106,6 +104,9 @@ def _judge_tests(job, pid, out_r, ctl_w):
         return _failure(str(loaded.get("status")), loaded.get("error_type"), str(loaded.get("message")), 0)
     payload = job["payload"]
     for index, test in enumerate(payload["tests"]):
+        messages.clock.restart()
+        with contextlib.suppress(OSError):  # a child gone already: its pipe's end tells
+            os.write(ctl_w, b"c")  # the test starts now
         message = messages.next()
         if message is None:
             alive = os.waitpid(pid, os.WNOHANG)[0] == 0
@@ -123,8 +124,6 @@ def _judge_tests(job, pid, out_r, ctl_w):
             payload["mode"], message.get("output", ""), test["output"], payload["corrected"]
         ):
             return _failure("failed", "WrongAnswer", "failed: wrong answer", index)
-        messages.clock.restart()
-        os.write(ctl_w, b"c")
     details = {"tests_passed": len(payload["tests"])}
     return {"status": "passed", "error_type": None, "message": "passed", "details": details}
 
@@ -143,12 +142,14 @@ class _MessageReader:
     `ProgramClock`, restarted at each test), as the official grader gives each test a core of
     its own for its time limit: a verdict does not depend on what else runs on the machine.
     At the limit the program is interrupted as the official alarm interrupts it (SIGALRM: it
-    may catch it), then has GRACE_SECONDS more to answer. If the machine gives the program
-    less than `slowest_share` of a core, the limit is reached in wall-clock time instead."""
+    may catch it), then has the job's grace_seconds more to answer. On a machine so loaded
+    that the program gets less than `slowest_share` of a core, the wait ends anyway after
+    limit / slowest_share seconds of wall-clock time."""
 
-    def __init__(self, fd, pid, seconds, slowest_share):
+    def __init__(self, fd, pid, job):
         self.fd, self.buffer, self.pid = fd, bytearray(), pid
-        self.seconds, self.slowest_share = seconds, slowest_share
+        self.seconds, self.grace = job["timeout"], job["grace_seconds"]
+        self.slowest_share = job["slowest_share"]
         self.clock = ProgramClock(pid)
 
     def next(self):
@@ -156,7 +157,7 @@ class _MessageReader:
         if message is None:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGALRM)
-            message = self._next_within(self.seconds + GRACE_SECONDS)
+            message = self._next_within(self.seconds + self.grace)
         return message
 
     def _next_within(self, seconds):
@@ -262,8 +263,9 @@ def _test_child(job, scratch, out_fd, ctl_fd, ruleset):
         confine_files(ruleset)  # the worker's memory holds the expected outputs
         out_fd, ctl_fd = isolate_descriptors(out_fd, ctl_fd)
         os.chdir(scratch)
-        limit_resources(job)
         payload = job["payload"]
+        # CPU time for loading and every test (each has its own limit), the alarms' grace too
+        limit_resources(job, (len(payload["tests"]) + 1) * (job["timeout"] + job["grace_seconds"]))
         # the official grader allows 50,000 digits; the corrected comparison lifts the limit
         sys.set_int_max_str_digits(0 if payload["corrected"] else 50000)
         send = functools.partial(_send, out_fd)
@@ -277,9 +279,9 @@ def _test_child(job, scratch, out_fd, ctl_fd, ruleset):
             return
         send({"status": "ok"})
         for test in payload["tests"]:
-            send(_run_test(method, payload, test["input"]))
-            if os.read(ctl_fd, 1) != b"c":
+            if os.read(ctl_fd, 1) != b"c":  # the worker's clock for this test has started
                 return
+            send(_run_test(method, payload, test["input"]))
     finally:
         os._exit(0)
 
@@ -292,20 +294,24 @@ _timing = False  # in the child: whether the program is running (between sending
 
 
 def _raise_timeout(signum, frame):
-    if _timing:  # the worker's alarm: the program's own time is up
+    if _timing:  # the worker's alarm (its own time is up), or one the program set
         print("timeout occured: alarm went off")  # as the official handler: into a stdin test's output
         raise _Timeout("timed out")
 
 
 @contextlib.contextmanager
 def _time_limit():
-    """The program runs; the worker times it (`_MessageReader`) and interrupts it with SIGALRM."""
+    """The program runs; the worker times it (`_MessageReader`) and interrupts it with SIGALRM.
+    A timer the program set is cancelled at both ends, as the official `alarm` calls replace
+    and cancel it, so none carries into the next test."""
     global _timing
+    signal.setitimer(signal.ITIMER_REAL, 0)
     _timing = True
     try:
         yield
     finally:
         _timing = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _send(fd, message):

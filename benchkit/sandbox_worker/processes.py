@@ -1,4 +1,5 @@
-"""Killing and reaping every process a program started (inside the sandbox, stdlib only)."""
+"""A program's processes, inside the sandbox (stdlib only): forking it, timing it by its own
+time, and killing and reaping every process it started."""
 
 import _thread
 import contextlib
@@ -103,32 +104,37 @@ def _reap():
 
 class ProgramClock:
     """A process's time as on a core of its own: wall-clock seconds since `restart()` less the
-    time its main thread spent runnable but waiting for a CPU (the scheduler's run_delay, in
-    /proc/<pid>/schedstat). Beside other programs, or the model generating, a program gets the
-    time it would have had alone, as a grader with one process per core gives it. Where the
-    kernel keeps no such statistics it is plain wall-clock time."""
+    time it spent runnable but waiting for a CPU, from the scheduler's per-thread run_delay
+    (/proc/<pid>/task/<tid>/schedstat): the longest such wait among its threads, so a program
+    working on a thread while its main thread waits in join() is timed by that thread. Beside
+    other programs, or the model generating, a program gets the time it would have had alone,
+    as a grader with one process per core gives it. Where the kernel keeps no such statistics
+    it is plain wall-clock time. A wait still going on counts once the thread runs again."""
 
     def __init__(self, pid):
-        self._path = "/proc/%d/schedstat" % pid
-        self._delay = 0.0
+        self._tasks = "/proc/%d/task" % pid
         self.restart()
 
     def restart(self):
-        self._started, self._delay_at_start = time.monotonic(), self._run_delay()
+        self._started, self._at_start, self._waited = time.monotonic(), self._delays(), 0.0
 
     def wall(self):
         return time.monotonic() - self._started
 
     def elapsed(self):
-        return self.wall() - (self._run_delay() - self._delay_at_start)
+        delays = self._delays()
+        waits = [delay - self._at_start.get(tid, 0) for tid, delay in delays.items()]
+        self._waited = max([self._waited, *waits])  # never less: a thread that ended keeps its wait
+        return self.wall() - self._waited
 
-    def _run_delay(self):
-        try:
-            with open(self._path, "rb") as fh:
-                self._delay = int(fh.read().split()[1]) / 1e9
-        except (OSError, ValueError, IndexError):
-            pass  # gone, or no statistics: the last value, so wall-clock time from here on
-        return self._delay
+    def _delays(self):
+        delays = {}
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(self._tasks):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open("%s/%s/schedstat" % (self._tasks, tid), "rb") as fh:
+                        delays[tid] = int(fh.read().split()[1]) / 1e9
+        return delays
 
 
 def fork():
