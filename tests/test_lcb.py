@@ -384,6 +384,8 @@ def test_a_test_gets_its_time_limit_in_its_own_time_on_a_busy_machine(busy_machi
     programs = {
         "needs 0.6 s of CPU": needs_cpu(0.6),
         "needs 1.6 s of CPU": needs_cpu(1.6),
+        "needs 0.6 s on a thread": "import threading\n"
+        + f"t = threading.Thread(target=exec, args=({needs_cpu(0.6, 'pass')!r},))\nt.start()\nt.join()\nprint(3)",
         "sleeps 1.5 s": "import time\ntime.sleep(1.5)\nprint(3)",  # its own time: wall-clock time
         "catches the alarm": "try:\n    while True:\n        pass\nexcept BaseException:\n    print(3)",
     }
@@ -393,10 +395,12 @@ def test_a_test_gets_its_time_limit_in_its_own_time_on_a_busy_machine(busy_machi
     assert {name: o.status for name, o in outcomes.items()} == {
         "needs 0.6 s of CPU": "passed",
         "needs 1.6 s of CPU": "timeout",
+        "needs 0.6 s on a thread": "passed",  # timed by its thread, not the main one in join()
         "sleeps 1.5 s": "timeout",
         "catches the alarm": "failed",  # the official handler's line is in its output
     }
     assert outcomes["needs 0.6 s of CPU"].seconds > 1.0  # past its limit in wall-clock time
+    assert outcomes["needs 0.6 s on a thread"].seconds > 1.0
 
 
 def _solution(body):
