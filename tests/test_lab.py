@@ -110,7 +110,7 @@ def lab(tmp_path_factory):
 
 @contextmanager
 def notebook_page(lab: Lab, notebook: str):
-    """The notebook open in Lab in headless chromium, its kernel idle; console errors kept."""
+    """The notebook open in Lab in headless chromium, alone, its kernel idle; console errors kept."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -120,7 +120,8 @@ def notebook_page(lab: Lab, notebook: str):
             page.errors = []
             page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
             page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-            page.goto(f"{lab.url}/lab/tree/notebooks/{notebook}?token={lab.token}")
+            # reset: Lab would restore the last page's tabs, and Run All could run one of those
+            page.goto(f"{lab.url}/lab/tree/notebooks/{notebook}?reset&token={lab.token}")
             page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).wait_for(timeout=2 * MINUTE)
             try:
                 yield page
