@@ -127,7 +127,7 @@ def compare(pairs, problems, args) -> tuple[float, float]:
             f"verdicts agree {len(pairs) - len(differ)}/{len(pairs)} "
             f"({sum(r['passed'] for r in ours)} pass by benchkit, {sum(theirs)} by the official grader)"
         )
-    ratio, t_ours, t_theirs = statistics.median_low(timings)  # a round's own times, even rounds too
+    _, t_ours, t_theirs = statistics.median_low(timings)  # a round's own times, even rounds too
     print(f"speed-up (median of {args.rounds}): {statistics.median(r for r, _, _ in timings):.2f}x")
     return t_ours, t_theirs
 
